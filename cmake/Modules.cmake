@@ -1,0 +1,25 @@
+# Every module folder, in dependency order (a folder may only depend on folders above it).
+# A folder without a CMakeLists.txt yet is skipped.
+set(MAST_MODULE_DIRS
+  src/base
+  src/stats
+  src/http
+  src/http/http1
+  src/http/http2
+  src/net
+  src/proxy/config
+  src/proxy/access_log
+  src/proxy/router
+  src/proxy/upstream
+  src/proxy/filters
+  src/proxy/admin
+  src/proxy/server
+  cmd/mast-proxy
+  test/integration
+  bench
+  fuzz)
+foreach(dir IN LISTS MAST_MODULE_DIRS)
+  if(EXISTS ${PROJECT_SOURCE_DIR}/${dir}/CMakeLists.txt)
+    add_subdirectory(${dir})
+  endif()
+endforeach()
