@@ -1,0 +1,95 @@
+#include "stats/store.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace mast::stats {
+namespace {
+
+TEST(StatsTest, ScopesShareStatsByName) {
+  Store store(2);
+  Scope cluster = store.rootScope().createScope("cluster.foo.");
+  cluster.counter("upstream_rq_total").inc();
+  store.counter("cluster.foo.upstream_rq_total").add(2);
+  EXPECT_EQ(cluster.counter("upstream_rq_total").value(), 3u);
+  Gauge& g = cluster.gauge("upstream_cx_active");
+  g.inc();
+  g.inc();
+  g.dec();
+  EXPECT_EQ(g.value(), 1);
+}
+
+TEST(StatsTest, ConcurrentIncrementsFromWorkersSum) {
+  Store store(4);
+  Counter& c = store.counter("c");
+  Histogram& h = store.histogram("h");
+  std::vector<std::thread> ts;
+  for (uint32_t i = 0; i < 4; ++i) {
+    ts.emplace_back([&, i] {
+      store.registerThread(i);
+      for (int k = 0; k < 100000; ++k) {
+        c.inc();
+        if (k % 100 == 0) h.record(7);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(c.value(), 400000u);
+  EXPECT_EQ(h.snapshot().count, 4000u);
+  store.resetCounters();
+  EXPECT_EQ(c.value(), 0u);
+}
+
+TEST(StatsTest, TextRenderingFiltersAndSorts) {
+  Store store(1);
+  store.counter("b.two").inc();
+  store.counter("a.one").add(5);
+  store.gauge("c.gauge").set(3);
+  store.counter("unused");
+  EXPECT_EQ(renderText(store, "", true), "a.one: 5\nb.two: 1\nc.gauge: 3\n");
+  EXPECT_EQ(renderText(store, "^a\\.", false), "a.one: 5\n");
+}
+
+TEST(StatsTest, PrometheusTagsAndHistogramBuckets) {
+  Store store(1);
+  store.registerTagPrefix("cluster.outbound|80||a.b.", "envoy_cluster_name", "outbound|80||a.b",
+                          "cluster.");
+  store.registerTagPrefix("http.ingress.", "envoy_http_conn_manager_prefix", "ingress", "http.");
+  store.counter("cluster.outbound|80||a.b.upstream_rq_200").add(4);
+  store.counter("cluster.outbound|80||a.b.upstream_rq_2xx").add(4);
+  store.counter("http.ingress.downstream_rq_5xx").inc();
+  store.histogram("cluster.outbound|80||a.b.upstream_rq_time").record(3);
+  std::string out = renderPrometheus(store, "", false);
+  EXPECT_NE(out.find("# TYPE envoy_cluster_upstream_rq counter\n"
+                     "envoy_cluster_upstream_rq{envoy_cluster_name=\"outbound|80||a.b\","
+                     "envoy_response_code=\"200\"} 4\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("envoy_cluster_upstream_rq_xx{envoy_cluster_name=\"outbound|80||a.b\","
+                     "envoy_response_code_class=\"2\"} 4"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("envoy_http_downstream_rq_xx{envoy_http_conn_manager_prefix=\"ingress\","
+                     "envoy_response_code_class=\"5\"} 1"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"outbound|80||a.b\","
+                     "le=\"5\"} 1"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("envoy_cluster_upstream_rq_time_count{envoy_cluster_name=\"outbound|80||a.b\"} 1"),
+            std::string::npos);
+}
+
+TEST(StatsTest, HistogramQuantiles) {
+  Store store(1);
+  Histogram& h = store.histogram("x");
+  for (int i = 0; i < 100; ++i) h.record(i < 50 ? 1 : 100);
+  auto snap = h.snapshot();
+  EXPECT_LE(snap.quantile(0.25), 1.0);
+  EXPECT_GT(snap.quantile(0.9), 50.0);
+}
+
+}  // namespace
+}  // namespace mast::stats
