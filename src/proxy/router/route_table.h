@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/hash.h"
 #include "base/result.h"
 #include "http/header_map.h"
 #include "http/stream_info.h"
@@ -263,8 +264,5 @@ class RouteTable {
   HeaderMutations response_headers_;
   std::map<std::string, std::shared_ptr<const void>, std::less<>> per_filter_;
 };
-
-// xxHash64 (deterministic across processes), used by hash policies and ring hash.
-uint64_t xxHash64(std::string_view data, uint64_t seed = 0);
 
 }  // namespace mast::router
