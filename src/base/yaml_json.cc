@@ -1,0 +1,139 @@
+#include "base/yaml_json.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+
+namespace mast {
+
+int YamlDocument::line(const std::string& path) const {
+  std::string p = path;
+  while (true) {
+    if (auto it = lines.find(p); it != lines.end()) return it->second;
+    if (p.empty()) return 0;
+    size_t cut = p.find_last_of(".[");
+    if (cut == std::string::npos) {
+      p.clear();
+    } else {
+      p.resize(cut);
+    }
+  }
+}
+
+namespace {
+
+nlohmann::json scalar(const YAML::Node& n) {
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "!") return s;  // quoted
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty()) return nullptr;
+  int64_t i = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+  if (ec == std::errc() && p == s.data() + s.size()) return i;
+  uint64_t u = 0;
+  auto [pu, ecu] = std::from_chars(s.data(), s.data() + s.size(), u);
+  if (ecu == std::errc() && pu == s.data() + s.size()) return u;
+  // Floats: digits with '.' or exponent only (so "1.2.3" and "5s" stay strings).
+  bool numeric = !s.empty();
+  bool has_digit = false;
+  for (char c : s) {
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      has_digit = true;
+    } else if (c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+') {
+      numeric = false;
+    }
+  }
+  if (numeric && has_digit) {
+    char* end = nullptr;
+    double d = std::strtod(s.c_str(), &end);
+    if (end == s.c_str() + s.size() && std::isfinite(d)) return d;
+  }
+  return s;
+}
+
+Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, YamlDocument& doc,
+                               std::string_view file) {
+  doc.lines[path] = n.Mark().line + 1;
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+      return nlohmann::json(nullptr);
+    case YAML::NodeType::Scalar:
+      return scalar(n);
+    case YAML::NodeType::Sequence: {
+      nlohmann::json arr = nlohmann::json::array();
+      size_t i = 0;
+      for (const auto& e : n) {
+        auto v = convert(e, path + "[" + std::to_string(i++) + "]", doc, file);
+        if (!v) return v;
+        arr.push_back(std::move(*v));
+      }
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json obj = nlohmann::json::object();
+      for (const auto& kv : n) {
+        if (!kv.first.IsScalar()) {
+          return Error{std::string(file) + ":" + std::to_string(kv.first.Mark().line + 1) +
+                       ": keys must be scalars"};
+        }
+        std::string key = kv.first.Scalar();
+        if (key == "<<") {
+          // Merge key: copy the referenced mapping's entries that are not set here.
+          auto merged = convert(kv.second, path, doc, file);
+          if (!merged) return merged;
+          if (merged->is_object()) {
+            for (auto& [k, v] : merged->items()) {
+              if (!obj.contains(k)) obj[k] = v;
+            }
+          }
+          continue;
+        }
+        std::string child = path.empty() ? key : path + "." + key;
+        auto v = convert(kv.second, child, doc, file);
+        if (!v) return v;
+        obj[key] = std::move(*v);
+      }
+      return obj;
+    }
+    default:
+      return nlohmann::json(nullptr);
+  }
+}
+
+}  // namespace
+
+Result<std::vector<YamlDocument>> parseYamlDocuments(std::string_view text,
+                                                     std::string_view file_name) {
+  std::vector<YAML::Node> nodes;
+  try {
+    nodes = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return Error{std::string(file_name) + ":" + std::to_string(e.mark.line + 1) + ":" +
+                 std::to_string(e.mark.column + 1) + ": " + e.msg};
+  }
+  std::vector<YamlDocument> docs;
+  for (const auto& n : nodes) {
+    YamlDocument d;
+    auto j = convert(n, "", d, file_name);
+    if (!j) return Error{j.error()};
+    d.json = std::move(*j);
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+Result<YamlDocument> parseYaml(std::string_view text, std::string_view file_name) {
+  auto docs = parseYamlDocuments(text, file_name);
+  if (!docs) return Error{docs.error()};
+  if (docs->empty()) {
+    YamlDocument d;
+    d.json = nlohmann::json::object();
+    return d;
+  }
+  if (docs->size() > 1) return Error{std::string(file_name) + ": expected one YAML document"};
+  return std::move(docs->front());
+}
+
+}  // namespace mast

@@ -1,0 +1,47 @@
+#include "base/yaml_json.h"
+
+#include <gtest/gtest.h>
+
+#include "base/hash.h"
+
+namespace mast {
+namespace {
+
+TEST(YamlJsonTest, TypesAndLines) {
+  auto d = parseYaml("a:\n  b: 1\n  c: \"1\"\n  d: true\n  e: 5s\n  f: 1.5\n  g: ~\n  l:\n  - x\n  - 2\n",
+                     "f.yaml");
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->json["a"]["b"], 1);
+  EXPECT_EQ(d->json["a"]["c"], "1");
+  EXPECT_EQ(d->json["a"]["d"], true);
+  EXPECT_EQ(d->json["a"]["e"], "5s");
+  EXPECT_EQ(d->json["a"]["f"], 1.5);
+  EXPECT_TRUE(d->json["a"]["g"].is_null());
+  EXPECT_EQ(d->json["a"]["l"][1], 2);
+  EXPECT_EQ(d->line("a.c"), 3);
+  EXPECT_EQ(d->line("a.l[1]"), 10);
+  EXPECT_EQ(d->line("a.l[1].missing"), 10);
+}
+
+TEST(YamlJsonTest, SyntaxErrorsNameFileAndLine) {
+  auto d = parseYaml("a: [1, 2\nb: c\n", "bad.yaml");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().substr(0, 9), "bad.yaml:");
+}
+
+TEST(YamlJsonTest, MultiDocumentAndMergeKeys) {
+  auto docs = parseYamlDocuments("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n---\nk: v\n", "m");
+  ASSERT_TRUE(docs.ok()) << docs.error();
+  ASSERT_EQ(docs->size(), 2u);
+  EXPECT_EQ((*docs)[0].json["use"]["x"], 1);
+  EXPECT_EQ((*docs)[0].json["use"]["y"], 3);
+  EXPECT_EQ((*docs)[1].json["k"], "v");
+}
+
+TEST(HashTest, XxHash64ReferenceValues) {
+  EXPECT_EQ(xxHash64(""), 0xEF46DB3751D8E999ULL);
+  EXPECT_EQ(xxHash64("abc"), 0x44BC2CF5AD770999ULL);
+}
+
+}  // namespace
+}  // namespace mast
