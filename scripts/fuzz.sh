@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang-14 (build-fuzz/) and runs each for N seconds (default 60)
+# starting from its committed corpus. New crash inputs are left in build-fuzz/crashes/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-60}"
+export CCACHE_BASEDIR="$PWD"
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DMAST_FUZZ=ON -DMAST_TESTS=OFF \
+  -DMAST_BENCH=OFF >/dev/null
+targets=(http1_fuzz http2_fuzz)
+ninja -C build-fuzz -j"$(nproc)" "${targets[@]}"
+mkdir -p build-fuzz/crashes
+for t in "${targets[@]}"; do
+  corpus="fuzz/${t%_fuzz}/corpus"
+  work="build-fuzz/corpus-$t"
+  mkdir -p "$work"
+  echo "-- $t for ${secs}s"
+  build-fuzz/fuzz/"$t" -max_total_time="$secs" -rss_limit_mb=2048 \
+    -artifact_prefix=build-fuzz/crashes/ "$work" "$corpus" 2>&1 | tail -n 2
+done

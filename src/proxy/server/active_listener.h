@@ -1,0 +1,38 @@
+#pragma once
+// A listener on one worker: its accept loop (an SO_REUSEPORT socket of its own), the listener
+// filters (original_dst, tls_inspector, http_inspector), filter-chain selection, and the hand-off
+// of each accepted connection to the chain's network filter (HCM or tcp_proxy).
+#include <asio/ip/tcp.hpp>
+#include <memory>
+
+#include "proxy/server/listener_config.h"
+#include "proxy/server/worker.h"
+
+namespace mast::proxy::server {
+
+struct ListenerStats;
+
+class ActiveListener : public std::enable_shared_from_this<ActiveListener> {
+ public:
+  // `socket` is already bound and listening (created by the server on the main thread).
+  ActiveListener(Worker& worker, std::shared_ptr<const ListenerConfig> cfg,
+                 std::shared_ptr<ListenerStats> stats, asio::ip::tcp::acceptor&& acceptor);
+  void start();
+  void stop();
+  const ListenerConfig& config() const { return *cfg_; }
+  // Runs listener filters and the filter chain for a connection accepted here or handed off by
+  // another listener (use_original_dst).
+  void onConnection(asio::ip::tcp::socket&& socket, std::optional<net::Endpoint> original_dst);
+  ListenerStats& stats() { return *stats_; }
+
+ private:
+  void accept();
+
+  Worker& worker_;
+  std::shared_ptr<const ListenerConfig> cfg_;
+  std::shared_ptr<ListenerStats> stats_;
+  asio::ip::tcp::acceptor acceptor_;
+  bool stopped_ = false;
+};
+
+}  // namespace mast::proxy::server

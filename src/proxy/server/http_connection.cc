@@ -1,0 +1,459 @@
+#include "proxy/server/http_connection.h"
+
+#include <unordered_map>
+
+#include "base/logging.h"
+#include "http/http1/codec.h"
+#include "http/http2/codec.h"
+#include "proxy/server/active_stream.h"
+#include "proxy/server/hcm_stats.h"
+
+namespace mast::proxy::server {
+
+// === HTTP/1.1: one stream at a time; pipelined requests wait in the codec ===
+
+class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink {
+ public:
+  explicit Http1Downstream(HttpConnection& conn)
+      : conn_(conn), codec_(*this, settings(conn.config())) {}
+
+  static http1::ServerSettings settings(const HcmConfig& cfg) {
+    http1::ServerSettings s;
+    s.max_request_headers_kb = cfg.max_request_headers_kb;
+    return s;
+  }
+
+  // Feeds bytes; keeps what the codec did not consume (pipelined requests) for later.
+  void onBytes(const char* data, size_t n) {
+    if (!pending_.empty() || stream_) {
+      pending_.append(data, n);
+      if (!stream_) drainPending();
+      return;
+    }
+    size_t used = codec_.dispatch(data, n);
+    if (used < n && !failed_) pending_.append(data + used, n - used);
+  }
+
+  void drainPending() {
+    while (!pending_.empty() && !stream_ && !failed_ && !conn_.closed_) {
+      std::string buf = std::move(pending_);
+      pending_.clear();
+      size_t used = codec_.dispatch(buf.data(), buf.size());
+      if (used < buf.size()) pending_.assign(buf, used, std::string::npos);
+      if (used == 0) break;
+    }
+  }
+
+  bool idle() const { return !stream_; }
+  void onConnectionClosed() {
+    if (stream_) {
+      auto s = std::move(stream_);
+      s->onDownstreamReset("downstream_remote_disconnect");
+    }
+  }
+
+  // http1::ServerCallbacks
+  void onHeaders(http::HeaderMap&& headers, bool end_stream) override {
+    stream_ = std::make_unique<ActiveStream>(conn_, *this, codec_.protocol());
+    stream_->decodeHeaders(std::move(headers), end_stream);
+  }
+  void onData(std::string_view data, bool end_stream) override {
+    if (stream_) stream_->decodeData(data, end_stream);
+  }
+  void onTrailers(http::HeaderMap&& trailers) override {
+    if (stream_) stream_->decodeTrailers(std::move(trailers));
+  }
+  void onError(int status, std::string_view details) override {
+    failed_ = true;
+    conn_.config().stats->downstream_rq_protocol_error();
+    if (stream_ && stream_->responseStarted()) {
+      conn_.close(details);
+      return;
+    }
+    // Envoy answers codec errors locally and closes the connection.
+    if (!stream_) stream_ = std::make_unique<ActiveStream>(conn_, *this, codec_.protocol());
+    stream_->streamInfo().setFlag(http::ResponseFlag::DownstreamProtocolError);
+    close_after_response_ = true;
+    stream_->sendLocalReply(status, status == 431 ? "" : "", 0, details, nullptr);
+  }
+
+  // ResponseSink
+  void writeHeaders(const http::HeaderMap& headers, bool end_stream) override {
+    std::string out;
+    if (conn_.draining_ || close_after_response_) {
+      http::HeaderMap h = headers;
+      h.set("connection", "close");
+      close_after_response_ = true;
+      codec_.encodeHeaders(h, end_stream, out);
+    } else {
+      codec_.encodeHeaders(headers, end_stream, out);
+    }
+    conn_.write(out);
+  }
+  void writeData(std::string_view data, bool end_stream) override {
+    std::string out;
+    codec_.encodeData(data, end_stream, out);
+    conn_.write(out);
+  }
+  void writeTrailers(const http::HeaderMap& trailers) override {
+    std::string out;
+    codec_.encodeTrailers(trailers, out);
+    conn_.write(out);
+  }
+  void resetStream() override { close_after_response_ = true; reset_ = true; }
+
+  // The stream finished: close or take the next pipelined request.
+  void onStreamDone() {
+    bool close = reset_ || close_after_response_ || failed_ || codec_.shouldClose() ||
+                 conn_.draining_ || !stream_->requestComplete();
+    auto done = std::move(stream_);
+    if (close) {
+      conn_.closeAfterWrite(reset_ ? "upstream_reset" : "");
+      // Destroy after the current call stack unwinds (the stream may be on it).
+      asio::post(conn_.worker().loop(), [d = std::shared_ptr<ActiveStream>(std::move(done))] {});
+      return;
+    }
+    asio::post(conn_.worker().loop(), [d = std::shared_ptr<ActiveStream>(std::move(done))] {});
+    codec_.resumeAfterResponse();
+    drainPending();
+  }
+
+ private:
+  HttpConnection& conn_;
+  http1::ServerCodec codec_;
+  std::unique_ptr<ActiveStream> stream_;
+  std::string pending_;
+  bool failed_ = false;
+  bool close_after_response_ = false;
+  bool reset_ = false;
+};
+
+// === HTTP/2: many streams ===
+
+class Http2Downstream final : public http2::ServerCallbacks {
+ public:
+  explicit Http2Downstream(HttpConnection& conn) : conn_(conn) {
+    http2::ServerSettings s;
+    s.max_header_list_size = conn.config().max_request_headers_kb * 1024;
+    session_ = std::make_unique<http2::ServerSession>(*this, s);
+    flush();
+  }
+
+  struct StreamSink final : ResponseSink {
+    Http2Downstream* owner;
+    int32_t id;
+    void writeHeaders(const http::HeaderMap& headers, bool end_stream) override {
+      owner->session_->submitResponseHeaders(id, headers, end_stream);
+      owner->scheduleFlush();
+    }
+    void writeData(std::string_view data, bool end_stream) override {
+      owner->session_->submitData(id, data, end_stream);
+      owner->scheduleFlush();
+    }
+    void writeTrailers(const http::HeaderMap& trailers) override {
+      owner->session_->submitTrailers(id, trailers);
+      owner->scheduleFlush();
+    }
+    void resetStream() override {
+      owner->session_->resetStream(id, 0x2 /* INTERNAL_ERROR */);
+      owner->scheduleFlush();
+    }
+  };
+
+  struct Entry {
+    std::unique_ptr<StreamSink> sink;
+    std::unique_ptr<ActiveStream> stream;
+  };
+
+  void onBytes(const char* data, size_t n) {
+    in_dispatch_ = true;
+    bool ok = session_->dispatch(data, n);
+    in_dispatch_ = false;
+    flush();
+    if (!ok) {
+      conn_.config().stats->downstream_rq_protocol_error();
+      conn_.closeAfterWrite("http2.protocol_error");
+    } else if (session_->wantsClose()) {
+      conn_.closeAfterWrite("");
+    }
+  }
+
+  void flush() {
+    flush_scheduled_ = false;
+    std::string out;
+    session_->drainOutput(out);
+    if (!out.empty()) conn_.write(out);
+  }
+  // Coalesces writes of several streams handled in one loop iteration.
+  void scheduleFlush() {
+    if (in_dispatch_ || flush_scheduled_) return;
+    flush_scheduled_ = true;
+    asio::post(conn_.worker().loop(), [w = std::weak_ptr<HttpConnection>(conn_.shared_from_this()),
+                                       this] {
+      if (auto c = w.lock(); c && !c->closed_ && c->http2_) flush();
+    });
+  }
+
+  void goAway() {
+    session_->goAway(0);
+    flush();
+  }
+  bool idle() const { return streams_.empty(); }
+  void onConnectionClosed() {
+    auto streams = std::move(streams_);
+    streams_.clear();
+    for (auto& [id, e] : streams) {
+      if (e.stream) e.stream->onDownstreamReset("downstream_remote_disconnect");
+    }
+  }
+
+  // http2::ServerCallbacks
+  void onStreamHeaders(int32_t id, http::HeaderMap&& headers, bool end_stream) override {
+    auto& e = streams_[id];
+    if (e.stream) {
+      // Trailers arrive as a second HEADERS frame.
+      e.stream->decodeTrailers(std::move(headers));
+      return;
+    }
+    e.sink = std::make_unique<StreamSink>();
+    e.sink->owner = this;
+    e.sink->id = id;
+    e.stream = std::make_unique<ActiveStream>(conn_, *e.sink, http::Protocol::Http2);
+    e.stream->stream_id = id;
+    e.stream->decodeHeaders(std::move(headers), end_stream);
+  }
+  void onStreamData(int32_t id, std::string_view data, bool end_stream) override {
+    if (auto it = streams_.find(id); it != streams_.end() && it->second.stream) {
+      it->second.stream->decodeData(data, end_stream);
+    }
+  }
+  void onStreamTrailers(int32_t id, http::HeaderMap&& trailers) override {
+    if (auto it = streams_.find(id); it != streams_.end() && it->second.stream) {
+      it->second.stream->decodeTrailers(std::move(trailers));
+    }
+  }
+  void onStreamReset(int32_t id, uint32_t error_code) override {
+    if (auto it = streams_.find(id); it != streams_.end() && it->second.stream) {
+      auto e = std::move(it->second);
+      streams_.erase(it);
+      e.stream->onDownstreamReset("http2.remote_reset");
+      deferDelete(std::move(e));
+    }
+  }
+  void onStreamClose(int32_t id) override {
+    if (auto it = streams_.find(id); it != streams_.end()) {
+      auto e = std::move(it->second);
+      streams_.erase(it);
+      if (e.stream && !e.stream->complete()) e.stream->onDownstreamReset("http2.stream_closed");
+      deferDelete(std::move(e));
+    }
+    if (streams_.empty() && conn_.draining_) conn_.closeAfterWrite("");
+  }
+  void onConnectionError(std::string_view details) override {}
+
+  // A stream finished its response; its HTTP/2 stream closes when nghttp2 says so.
+  void onStreamDone(ActiveStream& s) {}
+
+ private:
+  void deferDelete(Entry&& e) {
+    auto holder = std::make_shared<Entry>(std::move(e));
+    asio::post(conn_.worker().loop(), [holder] {});
+  }
+
+  HttpConnection& conn_;
+  std::unique_ptr<http2::ServerSession> session_;
+  std::unordered_map<int32_t, Entry> streams_;
+  bool in_dispatch_ = false;
+  bool flush_scheduled_ = false;
+};
+
+// === HttpConnection ===
+
+HttpConnection::HttpConnection(Worker& worker, net::Transport&& transport,
+                               std::shared_ptr<const HcmConfig> cfg, ConnectionInfo info,
+                               uint32_t buffer_limit)
+    : worker_(worker),
+      transport_(std::move(transport)),
+      config_(std::move(cfg)),
+      info_(std::move(info)),
+      buffer_limit_(buffer_limit),
+      idle_timer_(worker.loop()) {
+  config_->stats->downstream_cx_total->inc();
+  config_->stats->downstream_cx_active->inc();
+  worker_.track(this);
+  worker_.onConnectionCountChanged();
+}
+
+HttpConnection::~HttpConnection() {
+  config_->stats->downstream_cx_active->dec();
+  worker_.untrack(this);
+  worker_.onConnectionCountChanged();
+}
+
+void HttpConnection::start() {
+  std::error_code ec;
+  transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  if (config_->codec == HcmConfig::Codec::Http2 || info_.alpn == "h2") {
+    chooseCodec("h2");
+  } else if (config_->codec == HcmConfig::Codec::Http1 || info_.tls) {
+    chooseCodec("http/1.1");
+  }
+  armIdleTimer();
+  startRead();
+}
+
+void HttpConnection::chooseCodec(std::string_view proto) {
+  codec_chosen_ = true;
+  if (proto == "h2") {
+    config_->stats->downstream_cx_http2_total->inc();
+    http2_ = std::make_unique<Http2Downstream>(*this);
+  } else {
+    config_->stats->downstream_cx_http1_total->inc();
+    http1_ = std::make_unique<Http1Downstream>(*this);
+  }
+}
+
+void HttpConnection::startRead() {
+  if (closed_) return;
+  auto self = shared_from_this();
+  transport_.asyncReadSome(asio::buffer(read_buf_), [self](std::error_code ec, size_t n) {
+    if (self->closed_) return;
+    if (ec) {
+      self->close(ec == asio::error::eof ? "downstream_remote_disconnect"
+                                         : "downstream_connection_error");
+      return;
+    }
+    self->onBytes(self->read_buf_.data(), n);
+    if (!self->closed_) self->startRead();
+  });
+}
+
+void HttpConnection::onBytes(const char* data, size_t n) {
+  last_activity_ = std::chrono::steady_clock::now();
+  config_->stats->downstream_cx_rx_bytes_total->add(n);
+  if (!codec_chosen_) {
+    // AUTO on plaintext: HTTP/2 prior knowledge starts with the connection preface.
+    static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    sniff_.append(data, n);
+    size_t cmp = std::min(sniff_.size(), kPreface.size());
+    if (sniff_.compare(0, cmp, kPreface.substr(0, cmp)) == 0) {
+      if (sniff_.size() < kPreface.size()) return;
+      chooseCodec("h2");
+    } else {
+      chooseCodec("http/1.1");
+    }
+    std::string buf = std::move(sniff_);
+    sniff_.clear();
+    onBytes(buf.data(), buf.size());
+    return;
+  }
+  if (http2_) {
+    http2_->onBytes(data, n);
+  } else {
+    http1_->onBytes(data, n);
+  }
+}
+
+void HttpConnection::write(std::string_view data) {
+  if (closed_ || data.empty()) return;
+  config_->stats->downstream_cx_tx_bytes_total->add(data.size());
+  if (writing_) {
+    out_pending_.append(data);
+    return;
+  }
+  out_inflight_.assign(data);
+  doWrite();
+}
+
+void HttpConnection::doWrite() {
+  writing_ = true;
+  auto self = shared_from_this();
+  transport_.asyncWrite(asio::buffer(out_inflight_), [self](std::error_code ec, size_t) {
+    self->writing_ = false;
+    if (self->closed_) return;
+    if (ec) {
+      self->close("downstream_write_error");
+      return;
+    }
+    if (!self->out_pending_.empty()) {
+      self->out_inflight_.swap(self->out_pending_);
+      self->out_pending_.clear();
+      self->doWrite();
+    } else if (self->close_after_write_) {
+      self->close("");
+    }
+  });
+}
+
+void HttpConnection::closeAfterWrite(std::string_view details) {
+  if (writing_) {
+    close_after_write_ = true;
+  } else {
+    close(details);
+  }
+}
+
+void HttpConnection::onStreamDone(ActiveStream& s) {
+  ++requests_;
+  if (http1_) {
+    if (config_->max_requests_per_connection && requests_ >= config_->max_requests_per_connection) {
+      draining_ = true;
+    }
+    http1_->onStreamDone();
+  } else if (http2_) {
+    http2_->onStreamDone(s);
+  }
+}
+
+void HttpConnection::armIdleTimer() {
+  if (config_->idle_timeout.count() == 0) return;
+  last_activity_ = std::chrono::steady_clock::now();
+  auto self = weak_from_this();
+  idle_timer_.expires_after(config_->idle_timeout);
+  idle_timer_.async_wait([self](std::error_code ec) {
+    auto c = self.lock();
+    if (ec || !c || c->closed_) return;
+    auto idle_for = std::chrono::steady_clock::now() - c->last_activity_;
+    bool busy = c->http1_ ? !c->http1_->idle() : (c->http2_ && !c->http2_->idle());
+    if (busy || idle_for < c->config_->idle_timeout) {
+      c->armIdleTimer();
+      return;
+    }
+    c->config_->stats->downstream_cx_idle_timeout->inc();
+    if (c->http2_) {
+      c->http2_->goAway();
+    }
+    c->closeAfterWrite("idle_timeout");
+  });
+}
+
+void HttpConnection::startDrain() {
+  if (closed_ || draining_) return;
+  draining_ = true;
+  if (http2_) {
+    http2_->goAway();
+    if (http2_->idle()) closeAfterWrite("");
+  } else if (!http1_ || http1_->idle()) {
+    closeAfterWrite("");
+  }
+}
+
+void HttpConnection::closeNow() { close("drain_timeout"); }
+
+void HttpConnection::close(std::string_view details) {
+  if (closed_) return;
+  closed_ = true;
+  idle_timer_.cancel();
+  transport_.close();
+  auto self = shared_from_this();
+  if (http1_) http1_->onConnectionClosed();
+  if (http2_) http2_->onConnectionClosed();
+  config_->stats->downstream_cx_destroy->inc();
+}
+
+void HttpConnection::touch() { last_activity_ = std::chrono::steady_clock::now(); }
+void HttpConnection::flushCodec() {
+  if (http2_) http2_->flush();
+}
+
+}  // namespace mast::proxy::server

@@ -1,0 +1,79 @@
+#pragma once
+// The HTTP connection manager: one downstream connection (HTTP/1.1 or HTTP/2, plain or TLS),
+// its streams, their filter chains ending in the router, local replies and access logs.
+// Lives on one worker; shared_from_this keeps it alive across pending I/O.
+#include <asio/steady_timer.hpp>
+#include <array>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "http/header_map.h"
+#include "net/transport.h"
+#include "proxy/server/hcm_config.h"
+#include "proxy/server/worker.h"
+
+namespace mast::proxy::server {
+
+class ActiveStream;
+class Http1Downstream;
+class Http2Downstream;
+
+class HttpConnection : public std::enable_shared_from_this<HttpConnection>, public Drainable {
+ public:
+  HttpConnection(Worker& worker, net::Transport&& transport, std::shared_ptr<const HcmConfig> cfg,
+                 ConnectionInfo info, uint32_t buffer_limit);
+  ~HttpConnection() override;
+
+  // `http2`: chosen by ALPN "h2" or configured codec; AUTO with plaintext sniffs the preface.
+  void start();
+
+  // Drainable
+  void startDrain() override;
+  void closeNow() override;
+
+  // Used by streams.
+  Worker& worker() { return worker_; }
+  const HcmConfig& config() const { return *config_; }
+  const ConnectionInfo& info() const { return info_; }
+  void write(std::string_view data);
+  void flushCodec();
+  void onStreamDone(ActiveStream& s);
+  bool isHttp2() const { return http2_ != nullptr; }
+  void closeAfterWrite(std::string_view details);
+  void touch();  // activity: re-arms the idle timer lazily
+
+ private:
+  friend class ActiveStream;
+  friend class Http1Downstream;
+  friend class Http2Downstream;
+  void chooseCodec(std::string_view first_bytes);
+  void startRead();
+  void onBytes(const char* data, size_t n);
+  void doWrite();
+  void close(std::string_view details);
+  void armIdleTimer();
+
+  Worker& worker_;
+  net::Transport transport_;
+  std::shared_ptr<const HcmConfig> config_;
+  ConnectionInfo info_;
+  uint32_t buffer_limit_;
+  std::unique_ptr<Http1Downstream> http1_;
+  std::unique_ptr<Http2Downstream> http2_;
+  bool codec_chosen_ = false;
+  std::string sniff_;
+  std::array<char, 16384> read_buf_{};
+  std::string out_inflight_;
+  std::string out_pending_;
+  bool writing_ = false;
+  bool close_after_write_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+  bool reading_paused_ = false;
+  asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
+  uint32_t requests_ = 0;
+};
+
+}  // namespace mast::proxy::server

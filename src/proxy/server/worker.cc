@@ -1,0 +1,67 @@
+#include "proxy/server/worker.h"
+
+#include <asio/post.hpp>
+
+#include "base/logging.h"
+#include "proxy/server/cluster_manager.h"
+#include "proxy/server/server.h"
+
+namespace mast::proxy::server {
+
+Worker::Worker(uint32_t index, Server& server)
+    : index_(index),
+      server_(server),
+      clusters_(std::make_unique<WorkerClusters>(*this)),
+      rng_(std::random_device{}() ^ (uint64_t(index) << 32)) {}
+
+Worker::~Worker() { join(); }
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    server_.onWorkerThreadStart(index_);
+    auto guard = asio::make_work_guard(loop_);
+    loop_.run();
+    // Tear down on this thread: close every connection and pool, then let the aborted
+    // handlers run so nothing outlives the loop.
+    auto live = live_;
+    for (auto* d : live) {
+      if (live_.count(d)) d->closeNow();
+    }
+    clusters_->shutdown();
+    loop_.restart();
+    loop_.poll();
+    clusters_.reset();
+    loop_.restart();
+    loop_.poll();
+  });
+}
+
+void Worker::post(std::function<void()> fn) { asio::post(loop_, std::move(fn)); }
+
+void Worker::drain() {
+  post([this] {
+    draining_ = true;
+    server_.stopListenersOn(*this);
+    auto live = live_;
+    for (auto* d : live) {
+      if (live_.count(d)) d->startDrain();
+    }
+  });
+}
+
+void Worker::closeAllConnections() {
+  post([this] {
+    auto live = live_;
+    for (auto* d : live) {
+      if (live_.count(d)) d->closeNow();
+    }
+  });
+}
+
+void Worker::stop() { loop_.stop(); }
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace mast::proxy::server

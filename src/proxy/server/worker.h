@@ -1,0 +1,82 @@
+#pragma once
+// A worker: one thread, one event loop, and everything created on it (listeners' accept loops,
+// downstream connections, per-worker cluster state and connection pools). Config reaches a
+// worker as immutable snapshots posted to its loop; nothing on the request path takes a lock.
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+#include "net/address.h"
+
+namespace mast::proxy::server {
+
+class Server;
+class WorkerClusters;
+
+// Facts about a downstream connection that streams and access logs read.
+struct ConnectionInfo {
+  net::Endpoint local;
+  net::Endpoint remote;
+  std::string local_str;
+  std::string remote_str;
+  std::string sni;
+  std::string alpn;
+  std::string filter_chain_name;
+  bool tls = false;
+};
+
+// Something a worker can ask to finish gracefully (drain) or close at once (shutdown).
+class Drainable {
+ public:
+  virtual ~Drainable() = default;
+  virtual void startDrain() = 0;
+  virtual void closeNow() = 0;
+};
+
+class Worker {
+ public:
+  Worker(uint32_t index, Server& server);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  uint32_t index() const { return index_; }
+  asio::io_context& loop() { return loop_; }
+  Server& server() { return server_; }
+  WorkerClusters& clusters() { return *clusters_; }
+  uint64_t random() { return rng_(); }
+  bool draining() const { return draining_; }
+
+  void start();
+  // Stops accepting and asks every connection to finish (HTTP/1: close after the current
+  // response; HTTP/2: GOAWAY). Thread-safe (posts to the loop).
+  void drain();
+  void closeAllConnections();
+  void stop();
+  void join();
+  void post(std::function<void()> fn);
+
+  void track(Drainable* d) { live_.insert(d); }
+  void untrack(Drainable* d) { live_.erase(d); }
+  size_t liveConnections() const { return live_count_.load(std::memory_order_relaxed); }
+  void onConnectionCountChanged() { live_count_.store(live_.size(), std::memory_order_relaxed); }
+
+ private:
+  uint32_t index_;
+  Server& server_;
+  asio::io_context loop_{1};
+  std::unique_ptr<WorkerClusters> clusters_;  // destroyed on the worker thread
+  std::mt19937_64 rng_;
+  std::thread thread_;
+  bool draining_ = false;
+  std::unordered_set<Drainable*> live_;
+  std::atomic<size_t> live_count_{0};
+};
+
+}  // namespace mast::proxy::server
