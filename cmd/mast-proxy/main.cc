@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
                  "Write the bound admin address here");
   std::string ignored;
   app.add_option("--base-id", ignored, "Accepted for Envoy compatibility; unused");
-  app.add_flag("--disable-hot-restart", "Accepted for Envoy compatibility; unused");
+  bool disable_hot_restart = false;
+  app.add_flag("--disable-hot-restart", disable_hot_restart, "Accepted for Envoy compatibility");
   CLI11_PARSE(app, argc, argv);
   if (opts.config_path.empty() && opts.config_yaml.empty()) {
     std::cerr << "mast-proxy: one of --config-path or --config-yaml is required\n";

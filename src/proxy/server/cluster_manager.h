@@ -10,6 +10,7 @@
 // connection pools to each host. Touched only by its worker.
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <functional>
 #include <asio/steady_timer.hpp>
 #include <atomic>
 #include <map>
@@ -25,8 +26,6 @@
 namespace mast::upstream {
 class ClusterConfig;
 struct Host;
-class HostSet;
-class PrioritySet;
 class LoadBalancer;
 class ResourceManager;
 class OutlierDetector;
@@ -102,7 +101,6 @@ class ClusterRuntime {
   std::unique_ptr<asio::steady_timer> dns_timer_;
   std::unique_ptr<asio::steady_timer> outlier_timer_;
   std::function<void()> on_ready_;
-  std::unique_ptr<upstream::PrioritySet> priority_set_;
 };
 
 class WorkerCluster {
@@ -123,7 +121,6 @@ class WorkerCluster {
   Worker& worker_;
   std::shared_ptr<ClusterRuntime> runtime_;
   std::shared_ptr<const std::vector<std::shared_ptr<upstream::Host>>> hosts_;
-  std::unique_ptr<upstream::PrioritySet> priority_set_;
   std::unique_ptr<upstream::LoadBalancer> lb_;
   std::map<std::string, std::unique_ptr<ConnPool>> pools_;  // by "ip:port"
 };

@@ -12,6 +12,8 @@ namespace mast::proxy::server {
 namespace {
 constexpr std::string_view kResetBody =
     "upstream connect error or disconnect/reset before headers. reset reason: ";
+// Request bodies up to this size are kept for retries and mirrors (Envoy's default buffer limit).
+constexpr size_t kBufferLimit = 1024 * 1024;
 
 uint32_t flagFor(ResetReason r) {
   switch (r) {
@@ -337,6 +339,7 @@ void RouterFilter::finishUpstream() {
 
 void RouterFilter::onUpstreamReset(ResetReason reason, std::string_view details) {
   if (done_) return;
+  details_ = details;
   upstream_.reset();
   auto& info = stream_.streamInfo();
   auto& cstats = cluster_->runtime().stats();
@@ -382,11 +385,11 @@ bool RouterFilter::maybeRetry(bool reset, ResetReason reason, int status,
   if (!rp || retries_left_ == 0 || body_overflowed_) return false;
   bool retriable = false;
   if (reset) {
-    retriable = rp->retriableReset(reason == ResetReason::ConnectFailure,
-                                   reason == ResetReason::RemoteReset &&
-                                       false /* refused */) ||
-                (reason == ResetReason::Overflow ? false : rp->retryOnReset());
-    if (reason == ResetReason::ConnectFailure) retriable = rp->retryOnConnectFailure() || rp->retryOnReset() || rp->retryOn5xx() || rp->retryOnGatewayError();
+    if (reason == ResetReason::Overflow) return false;
+    bool timeout = details_ == "per_try_timeout";
+    retriable = timeout ? rp->retriableTimeout()
+                        : rp->retriableReset(reason == ResetReason::ConnectFailure,
+                                             details_ == "refused stream");
   } else {
     retriable = rp->retriableStatus(status, *headers);
   }
@@ -437,6 +440,7 @@ void RouterFilter::onPerTryTimeout() {
   if (done_ || response_started_) return;
   cluster_->runtime().stats().upstream_rq_per_try_timeout->inc();
   cleanupAttempt();
+  details_ = "per_try_timeout";
   if (maybeRetry(true, ResetReason::RemoteReset, 0, nullptr)) return;
   stream_.sendLocalReply(504, "upstream request timeout",
                          uint32_t(http::ResponseFlag::UpstreamRequestTimeout),

@@ -61,6 +61,7 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   const router::RouteEntry* route_ = nullptr;
   WorkerCluster* cluster_ = nullptr;
   std::string cluster_name_;
+  std::string details_;  // last upstream failure detail (retry decisions)
   const router::WeightedCluster* weighted_ = nullptr;
   http::HeaderMap upstream_headers_;  // request as sent upstream (for retries)
   std::string body_;                  // request body kept for retries and mirrors

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <asio/ip/v6_only.hpp>
 #include <fstream>
 #include <iostream>
 

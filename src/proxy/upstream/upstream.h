@@ -110,16 +110,16 @@ struct Host {
   uint32_t priority;
   std::string region, zone, sub_zone;
 
-  std::atomic<bool> failed_active_hc{false};
-  std::atomic<bool> eds_unhealthy{false};
-  std::atomic<bool> outlier_ejected{false};
-  std::atomic<uint32_t> active_requests{0};
+  mutable std::atomic<bool> failed_active_hc{false};
+  mutable std::atomic<bool> eds_unhealthy{false};
+  mutable std::atomic<bool> outlier_ejected{false};
+  mutable std::atomic<uint32_t> active_requests{0};
   // Outlier detection state.
-  std::atomic<uint32_t> consecutive_5xx{0};
-  std::atomic<uint32_t> consecutive_gateway_failure{0};
-  std::atomic<uint32_t> consecutive_local_origin_failure{0};
-  std::atomic<uint32_t> ejection_count{0};
-  std::atomic<int64_t> ejected_until_ns{0};
+  mutable std::atomic<uint32_t> consecutive_5xx{0};
+  mutable std::atomic<uint32_t> consecutive_gateway_failure{0};
+  mutable std::atomic<uint32_t> consecutive_local_origin_failure{0};
+  mutable std::atomic<uint32_t> ejection_count{0};
+  mutable std::atomic<int64_t> ejected_until_ns{0};
   // Health-check state (main thread only).
   uint32_t hc_successes = 0;
   uint32_t hc_failures = 0;

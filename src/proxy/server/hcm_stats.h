@@ -1,0 +1,103 @@
+#pragma once
+// Stats structs, created once from a scope at config time (Envoy names); the request path only
+// bumps pointers.
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "stats/store.h"
+
+namespace mast::proxy::server {
+
+// http.<stat_prefix>.*
+struct HcmStats {
+  HcmStats(stats::Store& store, const std::string& stat_prefix);
+  stats::Counter* downstream_cx_total;
+  stats::Gauge* downstream_cx_active;
+  stats::Counter* downstream_cx_http1_total;
+  stats::Counter* downstream_cx_http2_total;
+  stats::Counter* downstream_cx_destroy;
+  stats::Counter* downstream_cx_rx_bytes_total;
+  stats::Counter* downstream_cx_tx_bytes_total;
+  stats::Counter* downstream_cx_idle_timeout;
+  stats::Counter* downstream_rq_total;
+  stats::Gauge* downstream_rq_active;
+  stats::Counter* downstream_rq_http1_total;
+  stats::Counter* downstream_rq_http2_total;
+  stats::Counter* downstream_rq_completed;
+  stats::Counter* downstream_rq_rx_reset;
+  stats::Counter* downstream_rq_idle_timeout;
+  stats::Counter* downstream_rq_1xx;
+  stats::Counter* downstream_rq_2xx;
+  stats::Counter* downstream_rq_3xx;
+  stats::Counter* downstream_rq_4xx;
+  stats::Counter* downstream_rq_5xx;
+  stats::Counter* no_route;
+  stats::Counter* rq_protocol_error;
+  stats::Histogram* downstream_rq_time;
+  void recordResponseCode(int code);
+  void downstream_rq_no_route() { no_route->inc(); }
+  void downstream_rq_protocol_error() { rq_protocol_error->inc(); }
+};
+
+// cluster.<name>.*
+struct ClusterStats {
+  ClusterStats(stats::Store& store, const std::string& cluster_name);
+  stats::Store& store;
+  std::string prefix;
+  stats::Counter* upstream_cx_total;
+  stats::Gauge* upstream_cx_active;
+  stats::Counter* upstream_cx_connect_fail;
+  stats::Counter* upstream_cx_overflow;
+  stats::Counter* upstream_cx_none_healthy;
+  stats::Counter* upstream_cx_destroy;
+  stats::Counter* upstream_rq_total;
+  stats::Gauge* upstream_rq_active;
+  stats::Counter* upstream_rq_completed;
+  stats::Counter* upstream_rq_pending_overflow;
+  stats::Counter* upstream_rq_timeout;
+  stats::Counter* upstream_rq_per_try_timeout;
+  stats::Counter* upstream_rq_retry;
+  stats::Counter* upstream_rq_retry_overflow;
+  stats::Counter* upstream_rq_rx_reset;
+  stats::Counter* upstream_rq_1xx;
+  stats::Counter* upstream_rq_2xx;
+  stats::Counter* upstream_rq_3xx;
+  stats::Counter* upstream_rq_4xx;
+  stats::Counter* upstream_rq_5xx;
+  stats::Histogram* upstream_rq_time;
+  stats::Gauge* membership_total;
+  stats::Gauge* membership_healthy;
+  stats::Counter* outlier_ejections_enforced_total;
+  stats::Gauge* outlier_ejections_active;
+  stats::Counter* outlier_ejections_consecutive_5xx;
+  stats::Counter* health_check_attempt;
+  stats::Counter* health_check_failure;
+  // upstream_rq_<code>: created on first use of a code, then looked up by index.
+  std::array<std::atomic<stats::Counter*>, 600> by_code{};
+  std::mutex by_code_mu;
+  void recordResponseCode(int code);
+};
+
+// listener.<address>.*
+struct ListenerStats {
+  ListenerStats(stats::Store& store, const std::string& stat_name);
+  stats::Counter* downstream_cx_total;
+  stats::Counter* no_filter_chain_match;
+  stats::Counter* ssl_handshake_error;
+};
+
+// tcp.<stat_prefix>.*
+struct TcpProxyStats {
+  TcpProxyStats(stats::Store& store, const std::string& stat_prefix);
+  stats::Counter* downstream_cx_total;
+  stats::Gauge* downstream_cx_active;
+  stats::Counter* downstream_cx_rx_bytes_total;
+  stats::Counter* downstream_cx_tx_bytes_total;
+  stats::Counter* downstream_cx_no_route;
+  stats::Counter* idle_timeout;
+};
+
+}  // namespace mast::proxy::server
