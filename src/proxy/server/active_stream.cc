@@ -179,7 +179,8 @@ void ActiveStream::runDecodeFilters(size_t from, bool headers_pending) {
     if (headers_pending) {
       bool end = request_complete_ && buffered_body_.empty() && !buffered_trailers_ &&
                  !buffered_end_;
-      if (f->decodeHeaders(request_headers_, end) == filters::FilterStatus::StopIteration) {
+      if (f->decodeHeaders(request_headers_, end) == filters::FilterStatus::StopIteration &&
+          i + 1 < filters_.size()) {
         stopped_ = true;
         stopped_at_ = i;
         return;

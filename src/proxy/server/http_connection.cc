@@ -23,19 +23,20 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
     return s;
   }
 
-  // Feeds bytes; keeps what the codec did not consume (pipelined requests) for later.
+  // Feeds bytes to the codec. The codec stops consuming after a complete request (until the
+  // response is done), so what it leaves (pipelined requests) waits in pending_.
   void onBytes(const char* data, size_t n) {
-    if (!pending_.empty() || stream_) {
-      pending_.append(data, n);
-      if (!stream_) drainPending();
+    if (pending_.empty()) {
+      size_t used = codec_.dispatch(data, n);
+      if (used < n && !failed_) pending_.append(data + used, n - used);
       return;
     }
-    size_t used = codec_.dispatch(data, n);
-    if (used < n && !failed_) pending_.append(data + used, n - used);
+    pending_.append(data, n);
+    drainPending();
   }
 
   void drainPending() {
-    while (!pending_.empty() && !stream_ && !failed_ && !conn_.closed_) {
+    while (!pending_.empty() && !failed_ && !conn_.closed_) {
       std::string buf = std::move(pending_);
       pending_.clear();
       size_t used = codec_.dispatch(buf.data(), buf.size());
@@ -54,6 +55,12 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
 
   // http1::ServerCallbacks
   void onHeaders(http::HeaderMap&& headers, bool end_stream) override {
+    // Envoy answers "Expect: 100-continue" itself and does not forward the expectation.
+    if (const std::string* e = headers.get("expect");
+        e && http::iequals(*e, "100-continue") && codec_.protocol() == http::Protocol::Http11) {
+      headers.remove("expect");
+      if (!end_stream) conn_.write("HTTP/1.1 100 Continue\r\n\r\n");
+    }
     stream_ = std::make_unique<ActiveStream>(conn_, *this, codec_.protocol());
     stream_->decodeHeaders(std::move(headers), end_stream);
   }
