@@ -13,8 +13,18 @@ set(MAST_MODULE_DIRS
   src/proxy/upstream
   src/proxy/filters
   src/proxy/admin
+  src/proxy/xds
   src/proxy/server
+  src/control/config
+  src/control/model
+  src/control/translate
+  src/control/xds
+  src/control/ca
+  src/control/server
+  src/cli
   cmd/mast-proxy
+  cmd/mastd
+  cmd/mastctl
   test/integration
   bench
   fuzz)
