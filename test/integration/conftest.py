@@ -39,7 +39,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             body = self._read_chunked()
         self.server.requests.append({"method": self.command, "path": self.path,
                                      "headers": {k.lower(): v for k, v in self.headers.items()},
-                                     "body": body})
+                                     "body": body, "peer_port": self.client_address[1]})
         path = self.path.split("?")[0]
         status = 200
         payload = None

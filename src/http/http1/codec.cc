@@ -42,37 +42,68 @@ void appendChunk(std::string_view data, bool end_stream, std::string& out) {
 
 std::string_view reasonPhrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 418: return "I'm a teapot";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 418:
+      return "I'm a teapot";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
   }
 }
 
@@ -414,7 +445,16 @@ void ServerCodec::encodeTrailers(const http::HeaderMap& trailers, std::string& o
 
 ClientCodec::ClientCodec(Callbacks& cb) : ParserBase(cb, HTTP_RESPONSE, 80 * 1024, 200) {}
 
-size_t ClientCodec::dispatch(const char* data, size_t len) { return execute(data, len); }
+size_t ClientCodec::dispatch(const char* data, size_t len) {
+  in_dispatch_ = true;
+  size_t n = execute(data, len);
+  in_dispatch_ = false;
+  if (reset_pending_) {
+    reset_pending_ = false;
+    doReset();
+  }
+  return n;
+}
 
 void ClientCodec::onConnectionClose() {
   if (failed_ || raw_) {
@@ -430,12 +470,22 @@ void ClientCodec::onConnectionClose() {
 }
 
 void ClientCodec::reset() {
+  // Request-side state belongs to the exchange that just ended; the next encodeHeaders() may
+  // follow immediately (even before a deferred parser reset runs).
+  head_request_ = false;
+  chunked_request_ = false;
+  if (in_dispatch_) {
+    reset_pending_ = true;
+    return;
+  }
+  doReset();
+}
+
+void ClientCodec::doReset() {
   resetParser();
   got_final_response_ = false;
   headers_done_ = false;
   message_done_ = false;
-  head_request_ = false;
-  chunked_request_ = false;
   keep_alive_ = true;
 }
 
@@ -492,8 +542,7 @@ void ClientCodec::messageComplete() {
   http_parser_pause(&parser_, 1);
 }
 
-void ClientCodec::encodeHeaders(const http::HeaderMap& request, bool end_stream,
-                                std::string& out) {
+void ClientCodec::encodeHeaders(const http::HeaderMap& request, bool end_stream, std::string& out) {
   std::string_view method = request.method();
   head_request_ = method == "HEAD";
   out += method;

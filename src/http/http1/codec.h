@@ -43,8 +43,7 @@ struct ServerSettings {
 // Shared parsing machinery.
 class ParserBase {
  public:
-  ParserBase(Callbacks& cb, http_parser_type type, uint32_t max_header_bytes,
-             uint32_t max_headers);
+  ParserBase(Callbacks& cb, http_parser_type type, uint32_t max_header_bytes, uint32_t max_headers);
   ParserBase(const ParserBase&) = delete;
   ParserBase& operator=(const ParserBase&) = delete;
   virtual ~ParserBase() = default;
@@ -136,7 +135,9 @@ class ClientCodec final : public ParserBase {
   void onConnectionClose();
   // After a complete response: may the connection carry another request?
   bool keepAlive() const { return keep_alive_ && !failed_ && !raw_; }
-  // Prepares for the next request on a reused connection.
+  // Prepares for the next request on a reused connection. Called from a callback during
+  // dispatch(), the reset is deferred until the parser has returned (re-initialising
+  // http-parser under its own feet corrupts its state).
   void reset();
 
   void encodeHeaders(const http::HeaderMap& request, bool end_stream, std::string& out);
@@ -147,9 +148,13 @@ class ClientCodec final : public ParserBase {
   int headersComplete() override;
   void messageComplete() override;
 
+  void doReset();
+
   bool head_request_ = false;
   bool chunked_request_ = false;
   bool got_final_response_ = false;
+  bool in_dispatch_ = false;
+  bool reset_pending_ = false;
 };
 
 std::string_view reasonPhrase(int status);

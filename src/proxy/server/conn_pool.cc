@@ -108,9 +108,7 @@ void PoolStream::fail(ResetReason r, std::string_view details) {
 class ConnPool::Connection : public StreamSink, public std::enable_shared_from_this<Connection> {
  public:
   explicit Connection(ConnPool& pool)
-      : pool_(&pool),
-        transport_(asio::ip::tcp::socket(pool.loop())),
-        timer_(pool.loop()) {}
+      : pool_(&pool), transport_(asio::ip::tcp::socket(pool.loop())), timer_(pool.loop()) {}
   ~Connection() override = default;
 
   void connect() {
@@ -309,8 +307,15 @@ class Http1Connection final : public ConnPool::Connection, public http1::ClientC
     maybeDone();
   }
   void resetStream(PoolStream&) override {
+    // The router releases its stream from inside the callback that delivered the end of the
+    // response; an exchange that is complete both ways keeps the connection for reuse.
+    if (stream_ && response_complete_ && stream_->request_complete) {
+      maybeDone();
+      return;
+    }
     // An HTTP/1 request cannot be cancelled without closing the connection.
     stream_ = nullptr;
+    auto self = shared_from_this();
     close(ResetReason::LocalReset, "");
   }
 
@@ -513,7 +518,8 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
     streams_.clear();
     auto attached = std::move(attached_);
     attached_.clear();
-    std::string d = details.empty() && !failure_reason_.empty() ? failure_reason_ : std::string(details);
+    std::string d =
+        details.empty() && !failure_reason_.empty() ? failure_reason_ : std::string(details);
     for (auto& [id, s] : streams) s->fail(reason, d);
     for (auto* s : attached) s->fail(reason, d);
   }

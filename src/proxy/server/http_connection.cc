@@ -27,8 +27,9 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
   // response is done), so what it leaves (pipelined requests) waits in pending_.
   void onBytes(const char* data, size_t n) {
     if (pending_.empty()) {
-      size_t used = codec_.dispatch(data, n);
+      size_t used = dispatch(data, n);
       if (used < n && !failed_) pending_.append(data + used, n - used);
+      if (resume_pending_) resume();
       return;
     }
     pending_.append(data, n);
@@ -39,10 +40,29 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
     while (!pending_.empty() && !failed_ && !conn_.closed_) {
       std::string buf = std::move(pending_);
       pending_.clear();
-      size_t used = codec_.dispatch(buf.data(), buf.size());
+      size_t used = dispatch(buf.data(), buf.size());
       if (used < buf.size()) pending_.assign(buf, used, std::string::npos);
+      if (resume_pending_) {
+        resume_pending_ = false;
+        codec_.resumeAfterResponse();
+        continue;
+      }
       if (used == 0) break;
     }
+  }
+
+  // A stream can finish inside dispatch (a local reply sent from onHeaders): the codec pauses
+  // only when it reaches the end of that message, so resuming must wait until dispatch returns.
+  size_t dispatch(const char* data, size_t n) {
+    in_dispatch_ = true;
+    size_t used = codec_.dispatch(data, n);
+    in_dispatch_ = false;
+    return used;
+  }
+  void resume() {
+    resume_pending_ = false;
+    codec_.resumeAfterResponse();
+    drainPending();
   }
 
   bool idle() const { return !stream_; }
@@ -107,10 +127,14 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
     codec_.encodeTrailers(trailers, out);
     conn_.write(out);
   }
-  void resetStream() override { close_after_response_ = true; reset_ = true; }
+  void resetStream() override {
+    close_after_response_ = true;
+    reset_ = true;
+  }
 
   // The stream finished: close or take the next pipelined request.
   void onStreamDone() {
+    if (!stream_) return;  // already released (connection closing underneath the stream)
     bool close = reset_ || close_after_response_ || failed_ || codec_.shouldClose() ||
                  conn_.draining_ || !stream_->requestComplete();
     auto done = std::move(stream_);
@@ -121,8 +145,11 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
       return;
     }
     asio::post(conn_.worker().loop(), [d = std::shared_ptr<ActiveStream>(std::move(done))] {});
-    codec_.resumeAfterResponse();
-    drainPending();
+    if (in_dispatch_) {
+      resume_pending_ = true;
+      return;
+    }
+    resume();
   }
 
  private:
@@ -133,6 +160,8 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
   bool failed_ = false;
   bool close_after_response_ = false;
   bool reset_ = false;
+  bool in_dispatch_ = false;
+  bool resume_pending_ = false;
 };
 
 // === HTTP/2: many streams ===
@@ -195,10 +224,10 @@ class Http2Downstream final : public http2::ServerCallbacks {
   void scheduleFlush() {
     if (in_dispatch_ || flush_scheduled_) return;
     flush_scheduled_ = true;
-    asio::post(conn_.worker().loop(), [w = std::weak_ptr<HttpConnection>(conn_.shared_from_this()),
-                                       this] {
-      if (auto c = w.lock(); c && !c->closed_ && c->http2_) flush();
-    });
+    asio::post(conn_.worker().loop(),
+               [w = std::weak_ptr<HttpConnection>(conn_.shared_from_this()), this] {
+                 if (auto c = w.lock(); c && !c->closed_ && c->http2_) flush();
+               });
   }
 
   void goAway() {
