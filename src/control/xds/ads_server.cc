@@ -1,0 +1,740 @@
+#include "control/xds/ads_server.h"
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include <algorithm>
+#include <set>
+
+#include "base/logging.h"
+#include "control/xds/type_urls.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+
+namespace mast::control::xds {
+
+namespace discovery = envoy::service::discovery::v3;
+
+std::string_view syncStateName(SyncState state) {
+  switch (state) {
+    case SyncState::kNotSent:
+      return "NOT SENT";
+    case SyncState::kStale:
+      return "STALE";
+    case SyncState::kSynced:
+      return "SYNCED";
+    case SyncState::kError:
+      return "ERROR";
+  }
+  return "?";
+}
+
+namespace {
+
+// What a stream implementation hands back to the service (registry, status, shutdown), without
+// the service knowing the protocol flavour.
+class StreamBase {
+ public:
+  virtual ~StreamBase() = default;
+  virtual ProxyStatus statusCopy() = 0;
+  virtual void finishByServer() = 0;
+};
+
+// ACK/NACK callbacks collected under the stream lock and dispatched after it is released.
+struct Events {
+  std::vector<AckEvent> acks;
+  std::vector<AckEvent> nacks;
+};
+
+}  // namespace
+
+struct AdsService::Impl : discovery::AggregatedDiscoveryService::CallbackService {
+  Impl(SnapshotCache& c, Callbacks cb) : cache(c), callbacks(std::move(cb)) {}
+
+  grpc::ServerBidiReactor<discovery::DiscoveryRequest, discovery::DiscoveryResponse>*
+  StreamAggregatedResources(grpc::CallbackServerContext* ctx) override;
+  grpc::ServerBidiReactor<discovery::DeltaDiscoveryRequest, discovery::DeltaDiscoveryResponse>*
+  DeltaAggregatedResources(grpc::CallbackServerContext* ctx) override;
+
+  void registerStream(uint64_t id, std::weak_ptr<StreamBase> s) {
+    std::lock_guard lock(mu);
+    streams[id] = std::move(s);
+  }
+  void unregisterStream(uint64_t id) {
+    std::lock_guard lock(mu);
+    streams.erase(id);
+  }
+  std::vector<std::shared_ptr<StreamBase>> liveStreams() const {
+    std::vector<std::shared_ptr<StreamBase>> out;
+    std::lock_guard lock(mu);
+    for (const auto& [id, w] : streams) {
+      if (auto s = w.lock()) out.push_back(std::move(s));
+    }
+    return out;
+  }
+  void countPush(const std::string& type) {
+    pushes_total.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(metrics_mu);
+    ++pushes_by_type[type];
+  }
+  void countNack(const std::string& type) {
+    nacks_total.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(metrics_mu);
+    ++nacks_by_type[type];
+  }
+
+  SnapshotCache& cache;
+  Callbacks callbacks;
+  std::atomic<uint64_t> next_stream_id{1};
+  std::atomic<bool> shut_down{false};
+
+  mutable std::mutex mu;  // streams
+  std::map<uint64_t, std::weak_ptr<StreamBase>> streams;
+
+  std::atomic<uint64_t> connected{0};
+  std::atomic<uint64_t> streams_total{0};
+  std::atomic<uint64_t> streams_rejected{0};
+  std::atomic<uint64_t> pushes_total{0};
+  std::atomic<uint64_t> acks_total{0};
+  std::atomic<uint64_t> nacks_total{0};
+  mutable std::mutex metrics_mu;
+  std::map<std::string, uint64_t> pushes_by_type;
+  std::map<std::string, uint64_t> nacks_by_type;
+};
+
+namespace {
+
+using Impl = AdsService::Impl;
+
+// The reactor mechanics shared by both protocols: one read at a time, one write at a time,
+// Finish exactly once and only when no write is in flight, self-ownership until OnDone.
+//
+// Locking: `mu_` guards all stream state. gRPC operations (StartRead/StartWrite/Finish) and
+// owner callbacks are always called with `mu_` released. Lock order: stream mu_ → cache lock →
+// service metrics lock; nothing takes a stream lock while holding one of those.
+template <class Req, class Resp>
+class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
+                  public StreamBase,
+                  public std::enable_shared_from_this<AdsStream<Req, Resp>> {
+ public:
+  AdsStream(Impl* impl, grpc::CallbackServerContext* ctx, bool delta)
+      : impl_(impl), id_(impl->next_stream_id.fetch_add(1)), delta_(delta), peer_(ctx->peer()) {}
+
+  // Called once by the service right after construction: the stream owns itself until OnDone.
+  void begin(std::shared_ptr<AdsStream> self) {
+    self_ = std::move(self);
+    if (impl_->shut_down.load()) {
+      requestFinish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "xDS server is shutting down"));
+      return;
+    }
+    this->StartRead(&req_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed, or the call is cancelled
+      requestFinish(grpc::Status::OK);
+      return;
+    }
+    Req req = std::move(req_);
+    req_.Clear();
+    if (!identified_ && !identify(req)) return;
+    Events events;
+    {
+      std::lock_guard lock(mu_);
+      if (finishing()) return;
+      handleRequestLocked(req, events);
+    }
+    dispatch(events);
+    pump();
+    {
+      std::lock_guard lock(mu_);
+      if (finishing()) return;
+    }
+    this->StartRead(&req_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool finish_now = false;
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok && !finish_pending_) {
+        finish_pending_ = true;
+        finish_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
+      }
+      if (finish_pending_ && !finish_called_) finish_now = finish_called_ = true;
+    }
+    if (finish_now) {
+      this->Finish(finish_status_);
+      return;
+    }
+    pump();
+  }
+
+  void OnCancel() override {
+    requestFinish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    if (watch_id_ != 0) impl_->cache.cancelWatch(watch_id_);
+    impl_->unregisterStream(id_);
+    if (accepted_) {
+      impl_->connected.fetch_sub(1);
+      if (impl_->callbacks.on_proxy_disconnected) {
+        impl_->callbacks.on_proxy_disconnected(proxy_.id, id_);
+      }
+    }
+    auto keep = std::move(self_);  // may destroy *this when `keep` goes out of scope
+  }
+
+  ProxyStatus statusCopy() override {
+    std::lock_guard lock(mu_);
+    ProxyStatus s;
+    s.proxy = proxy_;
+    s.stream_id = id_;
+    s.delta = delta_;
+    s.peer = peer_;
+    s.connected_at = connected_at_;
+    fillTypesLocked(s.types);
+    return s;
+  }
+
+  void finishByServer() override {
+    requestFinish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "xDS server is shutting down"));
+  }
+
+  // The node's snapshot changed (SnapshotCache watch; any thread).
+  void onSnapshotChanged() {
+    {
+      std::lock_guard lock(mu_);
+      if (finishing()) return;
+      markAllDirtyLocked();
+    }
+    pump();
+  }
+
+ protected:
+  // Protocol hooks, called with mu_ held.
+  virtual void handleRequestLocked(const Req& req, Events& events) = 0;
+  // Builds the next response into `resp`; false when there is nothing to send.
+  virtual bool nextResponseLocked(const Snapshot* snapshot, Resp& resp) = 0;
+  virtual void markAllDirtyLocked() = 0;
+  virtual void fillTypesLocked(std::map<std::string, TypeStatus>& out) = 0;
+
+  static const envoy::config::core::v3::Node& nodeOf(const Req& req) { return req.node(); }
+
+  std::string nextNonce() { return std::to_string(++nonce_counter_); }
+
+  // Shared ACK/NACK bookkeeping for one type. `status` is the type's TypeStatus.
+  void recordAckLocked(TypeStatus& status, const std::string& nonce,
+                       const google::rpc::Status* error, Events& events) {
+    AckEvent ev{proxy_.id,           id_,   status.type_url,
+                status.sent_version, nonce, error ? error->message() : std::string()};
+    if (error != nullptr) {
+      status.state = SyncState::kError;
+      status.nacked_version = status.sent_version;
+      status.error_message = error->message();
+      ++status.nacks;
+      impl_->countNack(status.type_url);
+      events.nacks.push_back(std::move(ev));
+    } else {
+      status.state = SyncState::kSynced;
+      status.acked_version = status.sent_version;
+      status.acked_nonce = nonce;
+      status.nacked_version.clear();
+      status.error_message.clear();
+      impl_->acks_total.fetch_add(1, std::memory_order_relaxed);
+      events.acks.push_back(std::move(ev));
+    }
+  }
+
+  void recordSendLocked(TypeStatus& status, const std::string& version, const std::string& nonce,
+                        size_t resources) {
+    status.state = SyncState::kStale;
+    status.sent_version = version;
+    status.sent_nonce = nonce;
+    status.resources_sent = resources;
+    ++status.pushes;
+    impl_->countPush(status.type_url);
+  }
+
+  Impl* impl_;
+  const uint64_t id_;
+  ProxyInfo proxy_;
+
+ private:
+  bool finishing() const { return finish_pending_ || closed_; }
+
+  // First request: parse the node, ask the owner, start watching the node's snapshot.
+  bool identify(const Req& req) {
+    auto reject = [&](grpc::StatusCode code, std::string msg) {
+      impl_->streams_rejected.fetch_add(1);
+      MAST_LOG(WARN, "xds: stream {} from {} refused: {}", id_, peer_, msg);
+      requestFinish(grpc::Status(code, msg));
+      return false;
+    };
+    if (!req.has_node()) {
+      return reject(grpc::StatusCode::INVALID_ARGUMENT, "the first request must carry `node`");
+    }
+    auto info = parseProxyInfo(req.node());
+    if (!info) return reject(grpc::StatusCode::INVALID_ARGUMENT, info.error());
+    if (impl_->callbacks.on_proxy_connected) {
+      if (auto s = impl_->callbacks.on_proxy_connected(*info); !s) {
+        return reject(grpc::StatusCode::PERMISSION_DENIED, s.error());
+      }
+    }
+    std::weak_ptr<AdsStream> weak = this->weak_from_this();
+    watch_id_ = impl_->cache.watch(info->id, [weak] {
+      if (auto s = weak.lock()) s->onSnapshotChanged();
+    });
+    {
+      std::lock_guard lock(mu_);
+      proxy_ = std::move(*info);
+      connected_at_ = std::chrono::system_clock::now();
+      identified_ = true;
+    }
+    accepted_ = true;
+    impl_->connected.fetch_add(1);
+    impl_->streams_total.fetch_add(1);
+    // Register, then look at the flag: shutdown() sets the flag, then walks the registry, so
+    // either it finds this stream or this stream sees the flag.
+    impl_->registerStream(id_, this->weak_from_this());
+    if (impl_->shut_down.load()) finishByServer();
+    MAST_LOG(DEBUG, "xds: stream {} ({}) from {} is node {}", id_, delta_ ? "delta" : "sotw", peer_,
+             proxy_.id);
+    return true;
+  }
+
+  void dispatch(const Events& events) {
+    if (impl_->callbacks.on_ack) {
+      for (const auto& e : events.acks) impl_->callbacks.on_ack(e);
+    }
+    if (impl_->callbacks.on_nack) {
+      for (const auto& e : events.nacks) impl_->callbacks.on_nack(e);
+    }
+  }
+
+  // Starts the next write if none is in flight and there is something to send. The snapshot is
+  // read at this moment, so bursts of setSnapshot calls merge into the latest one.
+  void pump() {
+    {
+      std::lock_guard lock(mu_);
+      if (writing_ || finishing() || !identified_) return;
+      auto snapshot = impl_->cache.getSnapshot(proxy_.id);
+      write_buf_.Clear();
+      if (!nextResponseLocked(snapshot.get(), write_buf_)) return;
+      writing_ = true;
+    }
+    this->StartWrite(&write_buf_);
+  }
+
+  void requestFinish(grpc::Status status) {
+    bool now = false;
+    {
+      std::lock_guard lock(mu_);
+      if (finish_pending_) return;
+      finish_pending_ = true;
+      finish_status_ = std::move(status);
+      if (!writing_) now = finish_called_ = true;
+    }
+    if (now) this->Finish(finish_status_);
+  }
+
+  const bool delta_;
+  const std::string peer_;
+  std::shared_ptr<AdsStream> self_;
+  Req req_;
+  Resp write_buf_;
+  SnapshotCache::WatchId watch_id_ = 0;
+  bool identified_ = false;  // written under mu_ by the read path, read by pump()
+  bool accepted_ = false;
+  uint64_t nonce_counter_ = 0;
+
+  std::mutex mu_;
+  std::chrono::system_clock::time_point connected_at_{};
+  bool writing_ = false;
+  bool finish_pending_ = false;
+  bool finish_called_ = false;
+  bool closed_ = false;
+  grpc::Status finish_status_;
+};
+
+// Dirty types are evaluated in push order (secrets, CDS, EDS, LDS, RDS, others by name).
+std::vector<std::string> inPushOrder(const std::set<std::string>& types) {
+  std::vector<std::string> out(types.begin(), types.end());
+  std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    return pushRank(a) < pushRank(b);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State of the world. Per type: the subscription (wildcard and/or names) and what was last sent
+// (version + name → resource version). A response is sent when what the subscription selects
+// from the current snapshot differs from what was last sent; so an ACK or a NACK by itself never
+// causes a resend, a NACKed config is not retried until the snapshot changes, and unsubscribed
+// names are forgotten so that subscribing again re-sends them.
+class SotwStream final
+    : public AdsStream<discovery::DiscoveryRequest, discovery::DiscoveryResponse> {
+ public:
+  using AdsStream::AdsStream;
+
+ private:
+  struct Type {
+    bool seen = false;
+    bool legacy_wildcard = false;  // first request had no names (LDS/CDS only)
+    bool wildcard = false;
+    std::set<std::string> names;
+    bool sent_any = false;
+    std::string sent_version;
+    std::map<std::string, std::string> sent;  // name → resource version
+    TypeStatus status;
+  };
+
+  void handleRequestLocked(const discovery::DiscoveryRequest& req, Events& events) override {
+    const std::string& type_url = req.type_url();
+    if (type_url.empty()) return;  // ADS requests must name their type; nothing to do
+    Type& t = types_[type_url];
+    t.status.type_url = type_url;
+    const std::string& nonce = req.response_nonce();
+    if (!nonce.empty()) {
+      // A stale nonce: a newer response is on its way; the client's answer to that one will
+      // carry its full current subscription, so this request can be dropped entirely.
+      if (nonce != t.status.sent_nonce) return;
+      recordAckLocked(t.status, nonce, req.has_error_detail() ? &req.error_detail() : nullptr,
+                      events);
+    }
+    std::set<std::string> names(req.resource_names().begin(), req.resource_names().end());
+    bool star = names.erase("*") > 0;
+    if (!t.seen) {
+      t.seen = true;
+      t.legacy_wildcard = names.empty() && !star && isWildcardType(type_url);
+    } else if (!names.empty()) {
+      t.legacy_wildcard = false;
+    }
+    t.wildcard = star || (t.legacy_wildcard && names.empty());
+    if (!t.wildcard) {
+      for (auto it = t.sent.begin(); it != t.sent.end();) {
+        it = names.count(it->first) ? std::next(it) : t.sent.erase(it);
+      }
+    }
+    t.names = std::move(names);
+    dirty_.insert(type_url);
+  }
+
+  bool nextResponseLocked(const Snapshot* snapshot, discovery::DiscoveryResponse& resp) override {
+    if (snapshot == nullptr) {
+      dirty_.clear();
+      return false;
+    }
+    for (const auto& type_url : inPushOrder(dirty_)) {
+      dirty_.erase(type_url);
+      if (build(type_url, *snapshot, resp)) return true;
+    }
+    return false;
+  }
+
+  bool build(const std::string& type_url, const Snapshot& snapshot,
+             discovery::DiscoveryResponse& resp) {
+    Type& t = types_[type_url];
+    const ResourceSet* set = snapshot.find(type_url);
+    if (!t.seen || set == nullptr) return false;
+    std::vector<const Resource*> chosen;
+    if (t.wildcard) {
+      for (const auto& [name, r] : set->resources) chosen.push_back(&r);
+    } else {
+      for (const auto& name : t.names) {
+        if (auto it = set->resources.find(name); it != set->resources.end()) {
+          chosen.push_back(&it->second);
+        }
+      }
+    }
+    std::map<std::string, std::string> chosen_versions;
+    for (const auto* r : chosen) chosen_versions.emplace(r->name, r->version);
+    // Only LDS/CDS (and explicit wildcards) have "the full set" semantics where an empty
+    // response means something; for RDS/EDS/SDS an empty response says nothing.
+    if (chosen.empty() && !t.wildcard && !isWildcardType(type_url)) return false;
+    if (t.sent_any && t.sent_version == set->version && t.sent == chosen_versions) return false;
+
+    std::string nonce = nextNonce();
+    resp.set_version_info(set->version);
+    resp.set_type_url(type_url);
+    resp.set_nonce(nonce);
+    for (const auto* r : chosen) *resp.add_resources() = *r->any;
+    t.sent_any = true;
+    t.sent_version = set->version;
+    t.sent = std::move(chosen_versions);
+    recordSendLocked(t.status, set->version, nonce, chosen.size());
+    return true;
+  }
+
+  void markAllDirtyLocked() override {
+    for (const auto& [type_url, t] : types_) {
+      if (t.seen) dirty_.insert(type_url);
+    }
+  }
+
+  void fillTypesLocked(std::map<std::string, TypeStatus>& out) override {
+    for (const auto& [type_url, t] : types_) {
+      TypeStatus s = t.status;
+      s.subscribed = t.names.size();
+      s.wildcard = t.wildcard;
+      out.emplace(type_url, std::move(s));
+    }
+  }
+
+  std::map<std::string, Type> types_;
+  std::set<std::string> dirty_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Incremental. Per type: the subscription and `known`, what the client has (name → resource
+// version), seeded from initial_resource_versions and updated on every send. A response carries
+// the resources whose version differs from `known` and, in removed_resources, known names gone
+// from the snapshot plus explicitly subscribed names that do not exist (told once).
+class DeltaStream final
+    : public AdsStream<discovery::DeltaDiscoveryRequest, discovery::DeltaDiscoveryResponse> {
+ public:
+  using AdsStream::AdsStream;
+
+ private:
+  struct Type {
+    bool seen = false;
+    bool wildcard = false;
+    bool sent_any = false;
+    std::set<std::string> names;
+    std::map<std::string, std::string> known;
+    std::set<std::string> absent_told;
+    TypeStatus status;
+  };
+
+  void handleRequestLocked(const discovery::DeltaDiscoveryRequest& req, Events& events) override {
+    const std::string& type_url = req.type_url();
+    if (type_url.empty()) return;
+    Type& t = types_[type_url];
+    t.status.type_url = type_url;
+    const std::string& nonce = req.response_nonce();
+    // Unlike SotW, subscription changes in a request with a stale nonce are still applied:
+    // they are incremental and would otherwise be lost. Only the ACK/NACK meaning is dropped.
+    if (!nonce.empty() && nonce == t.status.sent_nonce) {
+      recordAckLocked(t.status, nonce, req.has_error_detail() ? &req.error_detail() : nullptr,
+                      events);
+    }
+    if (!t.seen) {
+      t.seen = true;
+      for (const auto& [name, version] : req.initial_resource_versions()) t.known[name] = version;
+      t.wildcard = isWildcardType(type_url) && req.resource_names_subscribe().empty();
+    }
+    for (const auto& name : req.resource_names_subscribe()) {
+      if (name == "*") {
+        t.wildcard = true;
+      } else {
+        t.names.insert(name);
+      }
+    }
+    bool wildcard_dropped = false;
+    for (const auto& name : req.resource_names_unsubscribe()) {
+      if (name == "*") {
+        wildcard_dropped = t.wildcard;
+        t.wildcard = false;
+        continue;
+      }
+      t.names.erase(name);
+      t.absent_told.erase(name);
+      if (!t.wildcard) t.known.erase(name);
+    }
+    if (wildcard_dropped) {
+      for (auto it = t.known.begin(); it != t.known.end();) {
+        it = t.names.count(it->first) ? std::next(it) : t.known.erase(it);
+      }
+    }
+    dirty_.insert(type_url);
+  }
+
+  bool nextResponseLocked(const Snapshot* snapshot,
+                          discovery::DeltaDiscoveryResponse& resp) override {
+    if (snapshot == nullptr) {
+      dirty_.clear();
+      return false;
+    }
+    for (const auto& type_url : inPushOrder(dirty_)) {
+      dirty_.erase(type_url);
+      if (build(type_url, *snapshot, resp)) return true;
+    }
+    return false;
+  }
+
+  bool build(const std::string& type_url, const Snapshot& snapshot,
+             discovery::DeltaDiscoveryResponse& resp) {
+    Type& t = types_[type_url];
+    const ResourceSet* set = snapshot.find(type_url);
+    if (!t.seen || set == nullptr) return false;
+    std::vector<const Resource*> updates;
+    auto consider = [&](const Resource& r) {
+      auto it = t.known.find(r.name);
+      if (it == t.known.end() || it->second != r.version) updates.push_back(&r);
+    };
+    if (t.wildcard) {
+      for (const auto& [name, r] : set->resources) consider(r);
+    } else {
+      for (const auto& name : t.names) {
+        if (auto it = set->resources.find(name); it != set->resources.end()) consider(it->second);
+      }
+    }
+    std::vector<std::string> removed;
+    for (const auto& [name, version] : t.known) {
+      if (!set->resources.count(name)) removed.push_back(name);
+    }
+    std::vector<std::string> absent;
+    for (const auto& name : t.names) {
+      if (!set->resources.count(name) && !t.known.count(name) && !t.absent_told.count(name)) {
+        absent.push_back(name);
+      }
+    }
+    // The first answer to a wildcard subscription is sent even when empty: it tells the client
+    // that there is nothing (Envoy's initialization waits for it).
+    if (updates.empty() && removed.empty() && absent.empty() && (t.sent_any || !t.wildcard)) {
+      return false;
+    }
+
+    std::string nonce = nextNonce();
+    resp.set_system_version_info(set->version);
+    resp.set_type_url(type_url);
+    resp.set_nonce(nonce);
+    for (const auto* r : updates) {
+      auto* out = resp.add_resources();
+      out->set_name(r->name);
+      out->set_version(r->version);
+      *out->mutable_resource() = *r->any;
+      t.known[r->name] = r->version;
+      t.absent_told.erase(r->name);
+    }
+    for (const auto& name : removed) {
+      resp.add_removed_resources(name);
+      t.known.erase(name);
+      if (t.names.count(name)) t.absent_told.insert(name);
+    }
+    for (const auto& name : absent) {
+      resp.add_removed_resources(name);
+      t.absent_told.insert(name);
+    }
+    t.sent_any = true;
+    recordSendLocked(t.status, set->version, nonce, updates.size());
+    return true;
+  }
+
+  void markAllDirtyLocked() override {
+    for (const auto& [type_url, t] : types_) {
+      if (t.seen) dirty_.insert(type_url);
+    }
+  }
+
+  void fillTypesLocked(std::map<std::string, TypeStatus>& out) override {
+    for (const auto& [type_url, t] : types_) {
+      TypeStatus s = t.status;
+      s.subscribed = t.names.size();
+      s.wildcard = t.wildcard;
+      out.emplace(type_url, std::move(s));
+    }
+  }
+
+  std::map<std::string, Type> types_;
+  std::set<std::string> dirty_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<discovery::DiscoveryRequest, discovery::DiscoveryResponse>*
+AdsService::Impl::StreamAggregatedResources(grpc::CallbackServerContext* ctx) {
+  auto stream = std::make_shared<SotwStream>(this, ctx, false);
+  auto* raw = stream.get();
+  raw->begin(std::move(stream));
+  return raw;
+}
+
+grpc::ServerBidiReactor<discovery::DeltaDiscoveryRequest, discovery::DeltaDiscoveryResponse>*
+AdsService::Impl::DeltaAggregatedResources(grpc::CallbackServerContext* ctx) {
+  auto stream = std::make_shared<DeltaStream>(this, ctx, true);
+  auto* raw = stream.get();
+  raw->begin(std::move(stream));
+  return raw;
+}
+
+AdsService::AdsService(SnapshotCache& cache, Callbacks callbacks)
+    : impl_(std::make_unique<Impl>(cache, std::move(callbacks))) {}
+
+AdsService::~AdsService() { shutdown(); }
+
+grpc::Service* AdsService::grpcService() { return impl_.get(); }
+
+std::vector<ProxyStatus> AdsService::status() const {
+  std::vector<ProxyStatus> out;
+  for (const auto& s : impl_->liveStreams()) out.push_back(s->statusCopy());
+  std::sort(out.begin(), out.end(), [](const ProxyStatus& a, const ProxyStatus& b) {
+    return std::tie(a.proxy.id, a.stream_id) < std::tie(b.proxy.id, b.stream_id);
+  });
+  return out;
+}
+
+Metrics AdsService::metrics() const {
+  Metrics m;
+  m.connected_streams = impl_->connected.load();
+  m.streams_total = impl_->streams_total.load();
+  m.streams_rejected = impl_->streams_rejected.load();
+  m.pushes_total = impl_->pushes_total.load();
+  m.acks_total = impl_->acks_total.load();
+  m.nacks_total = impl_->nacks_total.load();
+  std::lock_guard lock(impl_->metrics_mu);
+  m.pushes_by_type = impl_->pushes_by_type;
+  m.nacks_by_type = impl_->nacks_by_type;
+  return m;
+}
+
+void AdsService::shutdown() {
+  impl_->shut_down.store(true);
+  for (const auto& s : impl_->liveStreams()) s->finishByServer();
+}
+
+XdsServer::XdsServer(SnapshotCache& cache, Callbacks callbacks, XdsServerOptions options)
+    : options_(std::move(options)), service_(cache, std::move(callbacks)) {}
+
+XdsServer::~XdsServer() { stop(); }
+
+Result<int> XdsServer::start() {
+  std::lock_guard lock(stop_mu_);
+  if (server_) return Error{"xDS server already started"};
+  std::string host = options_.address;
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  std::string addr = host + ":" + std::to_string(options_.port);
+  grpc::ServerBuilder builder;
+  int selected = 0;
+  builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &selected);
+  builder.RegisterService(service_.grpcService());
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(options_.keepalive_time.count()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(options_.keepalive_timeout.count()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server_ = builder.BuildAndStart();
+  if (!server_ || selected == 0) {
+    server_.reset();
+    return Error{"cannot listen on " + addr + " for xDS"};
+  }
+  port_ = selected;
+  MAST_LOG(INFO, "xds: ADS server listening on {}:{}", host, port_);
+  return port_;
+}
+
+void XdsServer::stop() {
+  std::lock_guard lock(stop_mu_);
+  service_.shutdown();
+  if (!server_) return;
+  server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace mast::control::xds

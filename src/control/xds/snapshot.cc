@@ -1,0 +1,186 @@
+#include "control/xds/snapshot.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <cstdio>
+
+#include "base/hash.h"
+
+namespace mast::control::xds {
+namespace {
+
+std::string contentVersion(const google::protobuf::Any& any) {
+  uint64_t h = xxHash64(any.value(), xxHash64(any.type_url()));
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+}  // namespace
+
+std::string resourceName(const google::protobuf::Message& msg) {
+  const auto* desc = msg.GetDescriptor();
+  for (const char* field : {"name", "cluster_name"}) {
+    const auto* f = desc->FindFieldByName(field);
+    if (f != nullptr && !f->is_repeated() &&
+        f->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+      return msg.GetReflection()->GetString(msg, f);
+    }
+  }
+  return {};
+}
+
+std::string typeUrlOf(const google::protobuf::Message& msg) {
+  return "type.googleapis.com/" + msg.GetDescriptor()->full_name();
+}
+
+std::shared_ptr<const google::protobuf::Any> packDeterministic(
+    const google::protobuf::Message& msg) {
+  auto any = std::make_shared<google::protobuf::Any>();
+  any->set_type_url(typeUrlOf(msg));
+  std::string* bytes = any->mutable_value();
+  {
+    google::protobuf::io::StringOutputStream sos(bytes);
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    msg.SerializeToCodedStream(&cos);
+  }
+  return any;
+}
+
+void Snapshot::setVersion(std::string_view type_url, std::string version) {
+  auto it = types_.find(type_url);
+  if (it == types_.end()) it = types_.emplace(std::string(type_url), ResourceSet{}).first;
+  it->second.version = std::move(version);
+}
+
+Status Snapshot::put(std::string_view type_url, std::string name,
+                     std::shared_ptr<const google::protobuf::Any> any,
+                     std::string resource_version) {
+  if (name.empty()) return Error{"resource of type " + std::string(type_url) + " has no name"};
+  if (any->type_url() != type_url) {
+    return Error{"resource " + name + " has type " + any->type_url() + ", expected " +
+                 std::string(type_url)};
+  }
+  if (resource_version.empty()) resource_version = contentVersion(*any);
+  auto it = types_.find(type_url);
+  if (it == types_.end()) it = types_.emplace(std::string(type_url), ResourceSet{}).first;
+  Resource r{name, std::move(resource_version), std::move(any)};
+  it->second.resources.insert_or_assign(std::move(name), std::move(r));
+  return {};
+}
+
+Status Snapshot::add(const google::protobuf::Message& msg, std::string resource_version) {
+  return put(typeUrlOf(msg), resourceName(msg), packDeterministic(msg),
+             std::move(resource_version));
+}
+
+Status Snapshot::addAny(std::string name, google::protobuf::Any any, std::string resource_version) {
+  std::string type_url = any.type_url();
+  return put(type_url, std::move(name),
+             std::make_shared<const google::protobuf::Any>(std::move(any)),
+             std::move(resource_version));
+}
+
+Status Snapshot::set(
+    std::string_view type_url, std::string version,
+    const std::map<std::string, std::shared_ptr<const google::protobuf::Message>>& items) {
+  types_.erase(std::string(type_url));
+  setVersion(type_url, std::move(version));
+  for (const auto& [name, msg] : items) {
+    if (!msg) return Error{"resource " + name + " is null"};
+    if (auto s = put(type_url, name, packDeterministic(*msg), {}); !s) return s;
+  }
+  return {};
+}
+
+Status Snapshot::set(std::string_view type_url, std::string version,
+                     const std::map<std::string, google::protobuf::Any>& items) {
+  types_.erase(std::string(type_url));
+  setVersion(type_url, std::move(version));
+  for (const auto& [name, any] : items) {
+    if (auto s = put(type_url, name, std::make_shared<const google::protobuf::Any>(any), {}); !s) {
+      return s;
+    }
+  }
+  return {};
+}
+
+const ResourceSet* Snapshot::find(std::string_view type_url) const {
+  auto it = types_.find(type_url);
+  return it == types_.end() ? nullptr : &it->second;
+}
+
+void SnapshotCache::setSnapshot(const std::string& node_id, Snapshot snapshot) {
+  setSnapshot(node_id, std::make_shared<const Snapshot>(std::move(snapshot)));
+}
+
+void SnapshotCache::setSnapshot(const std::string& node_id,
+                                std::shared_ptr<const Snapshot> snapshot) {
+  {
+    std::lock_guard lock(mu_);
+    snapshots_[node_id] = std::move(snapshot);
+  }
+  notify(node_id);
+}
+
+void SnapshotCache::clearSnapshot(const std::string& node_id) {
+  {
+    std::lock_guard lock(mu_);
+    if (snapshots_.erase(node_id) == 0) return;
+  }
+  notify(node_id);
+}
+
+std::shared_ptr<const Snapshot> SnapshotCache::getSnapshot(const std::string& node_id) const {
+  std::lock_guard lock(mu_);
+  auto it = snapshots_.find(node_id);
+  return it == snapshots_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> SnapshotCache::nodeIds() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  out.reserve(snapshots_.size());
+  for (const auto& [id, s] : snapshots_) out.push_back(id);
+  return out;
+}
+
+SnapshotCache::WatchId SnapshotCache::watch(const std::string& node_id, std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  WatchId id = next_watch_++;
+  watches_.emplace(id,
+                   Watch{node_id, std::make_shared<const std::function<void()>>(std::move(fn))});
+  watches_by_node_.emplace(node_id, id);
+  return id;
+}
+
+void SnapshotCache::cancelWatch(WatchId id) {
+  std::lock_guard lock(mu_);
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  auto [b, e] = watches_by_node_.equal_range(it->second.node_id);
+  for (auto i = b; i != e; ++i) {
+    if (i->second == id) {
+      watches_by_node_.erase(i);
+      break;
+    }
+  }
+  watches_.erase(it);
+}
+
+void SnapshotCache::notify(const std::string& node_id) {
+  // Copy the callbacks out so they run without the lock (they call getSnapshot, and a stream's
+  // push path must never be ordered inside the cache lock).
+  std::vector<std::shared_ptr<const std::function<void()>>> fns;
+  {
+    std::lock_guard lock(mu_);
+    auto [b, e] = watches_by_node_.equal_range(node_id);
+    for (auto i = b; i != e; ++i) fns.push_back(watches_.at(i->second).fn);
+  }
+  for (const auto& fn : fns) (*fn)();
+}
+
+}  // namespace mast::control::xds

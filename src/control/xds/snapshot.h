@@ -1,0 +1,117 @@
+#pragma once
+// Snapshot: everything one proxy should see, per type URL: a version string and the resources
+// by name. SnapshotCache: node id → latest Snapshot, thread-safe, with change watches that the
+// ADS streams of that node use to push (like go-control-plane's snapshot cache).
+//
+// Resources are stored packed (google.protobuf.Any, deterministic serialization) and shared
+// between snapshots and in-flight responses; each carries a per-resource version (the content
+// hash unless the caller gives one) that the delta protocol sends and that both protocols use to
+// tell what changed.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <google/protobuf/any.pb.h>
+#include <google/protobuf/message.h>
+
+#include "base/result.h"
+
+namespace mast::control::xds {
+
+struct Resource {
+  std::string name;
+  std::string version;  // per-resource version: content hash (hex) unless set explicitly
+  std::shared_ptr<const google::protobuf::Any> any;
+};
+
+// All resources of one type in a snapshot.
+struct ResourceSet {
+  std::string version;  // the SotW version_info for this type
+  std::map<std::string, Resource> resources;
+};
+
+// The name an xDS resource is known by: `name` for most types, `cluster_name` for a
+// ClusterLoadAssignment. Empty when the message has neither string field.
+std::string resourceName(const google::protobuf::Message& msg);
+
+// "type.googleapis.com/" + full message name.
+std::string typeUrlOf(const google::protobuf::Message& msg);
+
+// Packs with deterministic serialization so that equal messages give equal bytes (and hashes).
+std::shared_ptr<const google::protobuf::Any> packDeterministic(
+    const google::protobuf::Message& msg);
+
+class Snapshot {
+ public:
+  Snapshot() = default;
+
+  // Declares `type_url` present with this version (and no resources yet). A type that was never
+  // declared is "not known" to the snapshot: requests for it wait. A declared type with no
+  // resources is an explicit empty set (LDS/CDS clients get an empty response).
+  void setVersion(std::string_view type_url, std::string version);
+
+  // Adds (or replaces) one resource; the type URL and name come from the message. Fails when the
+  // message has no name. `resource_version` empty → the content hash.
+  Status add(const google::protobuf::Message& msg, std::string resource_version = {});
+  // Adds an already packed resource under an explicit name; the type URL is any.type_url().
+  Status addAny(std::string name, google::protobuf::Any any, std::string resource_version = {});
+  // Whole-type setters (replace the type's set): name → message / Any. Every value's type must
+  // match `type_url`.
+  Status set(std::string_view type_url, std::string version,
+             const std::map<std::string, std::shared_ptr<const google::protobuf::Message>>& items);
+  Status set(std::string_view type_url, std::string version,
+             const std::map<std::string, google::protobuf::Any>& items);
+
+  // nullptr when the type was never declared.
+  const ResourceSet* find(std::string_view type_url) const;
+  const std::map<std::string, ResourceSet, std::less<>>& types() const { return types_; }
+
+ private:
+  Status put(std::string_view type_url, std::string name,
+             std::shared_ptr<const google::protobuf::Any> any, std::string resource_version);
+
+  std::map<std::string, ResourceSet, std::less<>> types_;
+};
+
+// Thread-safe map node id → shared_ptr<const Snapshot>.
+//
+// Watches: `watch(node, fn)` registers `fn` to be called after every setSnapshot/clearSnapshot
+// for that node. `fn` runs on the thread that called setSnapshot, with no cache lock held (it may
+// call getSnapshot). Calls for one node may overlap when two threads set snapshots concurrently;
+// a watcher must therefore read the latest snapshot with getSnapshot rather than expect one call
+// per snapshot (that is the "last snapshot wins" merge). cancelWatch does not wait for calls in
+// flight: a watcher keeps its own state alive (e.g. captures a weak_ptr).
+class SnapshotCache {
+ public:
+  using WatchId = uint64_t;
+
+  void setSnapshot(const std::string& node_id, Snapshot snapshot);
+  void setSnapshot(const std::string& node_id, std::shared_ptr<const Snapshot> snapshot);
+  void clearSnapshot(const std::string& node_id);
+  std::shared_ptr<const Snapshot> getSnapshot(const std::string& node_id) const;
+  std::vector<std::string> nodeIds() const;
+
+  WatchId watch(const std::string& node_id, std::function<void()> fn);
+  void cancelWatch(WatchId id);
+
+ private:
+  void notify(const std::string& node_id);
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const Snapshot>> snapshots_;
+  struct Watch {
+    std::string node_id;
+    std::shared_ptr<const std::function<void()>> fn;
+  };
+  std::map<WatchId, Watch> watches_;
+  std::multimap<std::string, WatchId> watches_by_node_;
+  WatchId next_watch_ = 1;
+};
+
+}  // namespace mast::control::xds
