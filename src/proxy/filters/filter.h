@@ -37,8 +37,8 @@ class FilterCallbacks {
                               std::string_view details,
                               const std::function<void(http::HeaderMap&)>& modify_headers) = 0;
   // The most specific typed_per_filter_config for `filter_name` on the selected route
-  // (route > virtual host > route configuration), as built by that filter's factory
-  // (FilterFactory::createRouteConfig), or nullptr.
+  // (route > virtual host > route configuration), as built by createPerRouteConfig
+  // (registry.h: the pointer is to a RouteFilterConfig whose `kind` names the struct), or nullptr.
   virtual const void* perFilterConfig(std::string_view filter_name) const = 0;
   virtual http::StreamInfo& streamInfo() = 0;
   // The owning worker's event loop, for timers.
