@@ -28,7 +28,13 @@ set(MAST_MODULE_DIRS
   test/integration
   bench
   fuzz)
+# Folders to leave out of this build tree (e.g. one engineer's build while another's module is
+# half-written in the same working tree).
+set(MAST_EXCLUDE_DIRS "" CACHE STRING "Module folders to skip")
 foreach(dir IN LISTS MAST_MODULE_DIRS)
+  if(dir IN_LIST MAST_EXCLUDE_DIRS)
+    continue()
+  endif()
   if(EXISTS ${PROJECT_SOURCE_DIR}/${dir}/CMakeLists.txt)
     add_subdirectory(${dir})
   endif()

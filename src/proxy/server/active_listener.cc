@@ -21,12 +21,13 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
                     ConnectionProperties props)
       : worker_(worker),
         listener_(listener.shared_from_this()),
+        cfg_(listener.configPtr()),
         transport_(std::move(s)),
         props_(std::move(props)),
         timer_(worker.loop()) {}
 
   void run() {
-    const auto& cfg = listener_->config();
+    const auto& cfg = *cfg_;
     if (cfg.tls_inspector || cfg.http_inspector) {
       deadline_ = std::chrono::steady_clock::now() + cfg.listener_filters_timeout;
       peek();
@@ -46,7 +47,7 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
   }
 
   void onReadable() {
-    const auto& cfg = listener_->config();
+    const auto& cfg = *cfg_;
     char buf[16384];
     ssize_t n = ::recv(transport_.socket().native_handle(), buf, sizeof(buf), MSG_PEEK);
     if (n <= 0) {
@@ -90,7 +91,7 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
   }
 
   void dispatch() {
-    const auto& cfg = listener_->config();
+    const auto& cfg = *cfg_;
     const FilterChainConfig* chain = selectFilterChain(cfg, props_);
     if (!chain) {
       listener_->stats().no_filter_chain_match->inc();
@@ -135,7 +136,7 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
   }
 
   void createFilter() {
-    const auto& cfg = listener_->config();
+    const auto& cfg = *cfg_;
     listener_->stats().downstream_cx_total->inc();
     if (chain_->hcm) {
       auto c = std::make_shared<HttpConnection>(worker_, std::move(transport_), chain_->hcm,
@@ -151,6 +152,9 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
 
   Worker& worker_;
   std::shared_ptr<ActiveListener> listener_;
+  // The listener config this connection was accepted under (an LDS update may replace the
+  // listener's config meanwhile; chain_ points into this one).
+  std::shared_ptr<const ListenerConfig> cfg_;
   net::Transport transport_;
   ConnectionProperties props_;
   ConnectionInfo info_;
@@ -168,7 +172,17 @@ ActiveListener::ActiveListener(Worker& worker, std::shared_ptr<const ListenerCon
     : worker_(worker),
       cfg_(std::move(cfg)),
       stats_(std::move(stats)),
-      acceptor_(std::move(acceptor)) {}
+      acceptor_(std::move(acceptor)) {
+  std::error_code ec;
+  bound_ = acceptor_.is_open() ? acceptor_.local_endpoint(ec) : cfg_->address;
+  if (ec) bound_ = cfg_->address;
+}
+
+void ActiveListener::updateConfig(std::shared_ptr<const ListenerConfig> cfg) {
+  auto old = std::move(cfg_);
+  cfg_ = std::move(cfg);
+  worker_.drainConnectionsOf(*old);
+}
 
 void ActiveListener::start() {
   if (acceptor_.is_open()) accept();

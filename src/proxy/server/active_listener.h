@@ -20,6 +20,12 @@ class ActiveListener : public std::enable_shared_from_this<ActiveListener> {
   void start();
   void stop();
   const ListenerConfig& config() const { return *cfg_; }
+  std::shared_ptr<const ListenerConfig> configPtr() const { return cfg_; }
+  // The address this listener's socket is bound to (port 0 resolved).
+  const net::Endpoint& boundEndpoint() const { return bound_; }
+  // An LDS update with the same address: new connections use `cfg`; connections accepted under
+  // the old config are asked to drain (worker thread).
+  void updateConfig(std::shared_ptr<const ListenerConfig> cfg);
   // Runs listener filters and the filter chain for a connection accepted here or handed off by
   // another listener (use_original_dst).
   void onConnection(asio::ip::tcp::socket&& socket, std::optional<net::Endpoint> original_dst);
@@ -32,6 +38,7 @@ class ActiveListener : public std::enable_shared_from_this<ActiveListener> {
   std::shared_ptr<const ListenerConfig> cfg_;
   std::shared_ptr<ListenerStats> stats_;
   asio::ip::tcp::acceptor acceptor_;
+  net::Endpoint bound_;
   bool stopped_ = false;
 };
 

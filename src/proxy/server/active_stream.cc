@@ -153,8 +153,12 @@ void ActiveStream::decodeHeaders(http::HeaderMap&& headers, bool end_stream) {
   }
   if (!prepareRequest()) return;
   const auto& cfg = conn_.config();
-  if (cfg.routes) {
-    route_ = cfg.routes->route(request_headers_, conn_.worker().random());
+  // RDS: this worker's current table, held for the stream's life (route_ points into it).
+  route_table_ = cfg.routes ? cfg.routes
+                 : cfg.rds  ? cfg.rds->per_worker[conn_.worker().index()]
+                            : nullptr;
+  if (route_table_) {
+    route_ = route_table_->route(request_headers_, conn_.worker().random());
   }
   if (route_) info_.route_name = route_->name();
   // Build the chain: configured filters, then the router.

@@ -84,6 +84,7 @@ class ActiveStream final : public filters::FilterCallbacks {
   http::HeaderMap response_headers_;
   http::HeaderMap response_trailers_;
   http::StreamInfo info_;
+  std::shared_ptr<const router::RouteTable> route_table_;
   const router::RouteEntry* route_ = nullptr;
   std::vector<std::pair<const std::string*, std::unique_ptr<filters::HttpFilter>>> filters_;
   RouterFilter* router_ = nullptr;

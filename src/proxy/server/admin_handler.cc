@@ -13,6 +13,10 @@
 #include "proxy/server/listener_config.h"
 #include "proxy/server/server.h"
 #include "proxy/upstream/upstream.h"
+#include "proxy/xds/ads_client.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
 #include "stats/store.h"
 
 namespace mast::proxy::server {
@@ -128,6 +132,34 @@ nlohmann::json AdminHandler::configDump(const admin::ConfigDumpQuery& q) {
       }
     }
   }
+  // Dynamic resources (xDS), with the version and time each was accepted, as Envoy shows them.
+  for (const auto& [name, rec] : server_.dynamicClusters()) {
+    auto* dc = cd.add_dynamic_active_clusters();
+    dc->set_version_info(rec.version_info);
+    dc->mutable_cluster()->PackFrom(*rec.proto);
+    setTimestamp(dc->mutable_last_updated(), rec.last_updated);
+  }
+  for (const auto& l : server_.listeners()) {
+    if (!l.dynamic) continue;
+    auto* dl = ld.add_dynamic_listeners();
+    dl->set_name(l.config->name);
+    auto* as = dl->mutable_active_state();
+    as->set_version_info(l.version_info);
+    as->mutable_listener()->PackFrom(*l.proto);
+    setTimestamp(as->mutable_last_updated(), l.last_updated);
+  }
+  for (const auto& [name, rec] : server_.dynamicRoutes()) {
+    auto* dr = rd.add_dynamic_route_configs();
+    dr->set_version_info(rec.version_info);
+    dr->mutable_route_config()->PackFrom(*rec.proto);
+    setTimestamp(dr->mutable_last_updated(), rec.last_updated);
+  }
+  if (const auto* ads = server_.adsClient()) {
+    for (const auto& [type, st] : ads->state()) {
+      if (type == xds::kClusterType) cd.set_version_info(st.accepted_version);
+      if (type == xds::kListenerType) ld.set_version_info(st.accepted_version);
+    }
+  }
   nlohmann::json configs = nlohmann::json::array();
   auto add = [&](const google::protobuf::Message& m) {
     google::protobuf::Any any;
@@ -156,20 +188,16 @@ nlohmann::json AdminHandler::configDump(const admin::ConfigDumpQuery& q) {
 
 std::string AdminHandler::listenersText() {
   std::string out;
-  const auto& cfgs = server_.listenerConfigs();
-  const auto& eps = server_.listenerEndpoints();
-  for (size_t i = 0; i < cfgs.size() && i < eps.size(); ++i) {
-    out += cfgs[i]->name + "::" + net::toString(eps[i]) + "\n";
+  for (const auto& l : server_.listeners()) {
+    out += l.config->name + "::" + net::toString(l.endpoint) + "\n";
   }
   return out;
 }
 
 nlohmann::json AdminHandler::listenersJson() {
   nlohmann::json statuses = nlohmann::json::array();
-  const auto& cfgs = server_.listenerConfigs();
-  const auto& eps = server_.listenerEndpoints();
-  for (size_t i = 0; i < cfgs.size() && i < eps.size(); ++i) {
-    statuses.push_back({{"name", cfgs[i]->name}, {"local_address", socketAddress(eps[i])}});
+  for (const auto& l : server_.listeners()) {
+    statuses.push_back({{"name", l.config->name}, {"local_address", socketAddress(l.endpoint)}});
   }
   return {{"listener_statuses", statuses}};
 }

@@ -130,12 +130,53 @@ void ClusterRuntime::initialize(asio::io_context& loop, std::function<void()> on
       dns_timer_ = std::make_unique<asio::steady_timer>(loop);
       resolve(loop, true);
       return;
+    case DiscoveryType::Eds:
+      if (const auto* eps = server_.edsEndpoints(config_->eds_service_name)) {
+        setEndpoints(*eps);
+        return;
+      }
+      // Warming: wait for the ClusterLoadAssignment, at most Envoy's initial_fetch_timeout.
+      publishHosts();
+      eds_timer_ = std::make_unique<asio::steady_timer>(loop);
+      eds_timer_->expires_after(std::chrono::seconds(15));
+      eds_timer_->async_wait([this](std::error_code ec) {
+        if (ec || !on_ready_) return;
+        MAST_LOG(WARN, "cluster {}: no endpoints after 15s; activating it empty", name_);
+        std::exchange(on_ready_, nullptr)();
+      });
+      return;
     default:
-      // ORIGINAL_DST has no predefined hosts; EDS arrives with the xDS client.
+      // ORIGINAL_DST has no predefined hosts.
       publishHosts();
       if (on_ready_) std::exchange(on_ready_, nullptr)();
       return;
   }
+}
+
+void ClusterRuntime::setEndpoints(const std::vector<upstream::EndpointSpec>& endpoints) {
+  std::map<std::string, std::shared_ptr<upstream::Host>> old;
+  if (hosts_) {
+    for (const auto& h : *hosts_) old[h->label] = h;
+  }
+  auto list = std::make_shared<upstream::HostList>();
+  for (const auto& e : endpoints) {
+    auto ep = net::parseEndpoint(e.address, e.port);
+    if (!ep) continue;
+    std::string label = net::toString(*ep);
+    auto it = old.find(label);
+    if (it != old.end() && it->second->weight == e.weight && it->second->priority == e.priority) {
+      it->second->eds_unhealthy = !e.healthy;
+      list->push_back(it->second);
+      continue;
+    }
+    auto h = std::make_shared<upstream::Host>(*ep, e.hostname, e.weight, e.priority);
+    h->eds_unhealthy = !e.healthy;
+    list->push_back(h);
+  }
+  hosts_ = list;
+  publishHosts();
+  if (eds_timer_) eds_timer_->cancel();
+  if (on_ready_) std::exchange(on_ready_, nullptr)();
 }
 
 void ClusterRuntime::resolve(asio::io_context& loop, bool first) {
@@ -250,15 +291,44 @@ void WorkerCluster::shutdown() {
   pools_.clear();
 }
 
-void WorkerClusters::add(std::shared_ptr<ClusterRuntime> runtime) {
-  std::string name = runtime->name();
-  clusters_[name] = std::make_unique<WorkerCluster>(worker_, std::move(runtime));
+void WorkerCluster::drain() {
+  for (auto& [label, p] : pools_) p->drain();
 }
 
-void WorkerClusters::remove(const std::string& name) { clusters_.erase(name); }
+bool WorkerCluster::idle() const {
+  for (const auto& [label, p] : pools_) {
+    if (!p->idle()) return false;
+  }
+  return true;
+}
+
+void WorkerClusters::add(std::shared_ptr<ClusterRuntime> runtime) {
+  std::string name = runtime->name();
+  auto& slot = clusters_[name];
+  if (slot) retire(std::move(slot));
+  slot = std::make_unique<WorkerCluster>(worker_, std::move(runtime));
+}
+
+void WorkerClusters::remove(const std::string& name) {
+  auto it = clusters_.find(name);
+  if (it == clusters_.end()) return;
+  retire(std::move(it->second));
+  clusters_.erase(it);
+}
+
+void WorkerClusters::retire(std::unique_ptr<WorkerCluster> c) {
+  auto now = std::chrono::steady_clock::now();
+  // Retired clusters go once idle and old enough that no retry timer can still refer to them.
+  std::erase_if(retired_, [now](const auto& r) {
+    return now - r.first > std::chrono::seconds(60) && r.second->idle();
+  });
+  c->drain();
+  retired_.emplace_back(now, std::move(c));
+}
 
 void WorkerClusters::shutdown() {
   for (auto& [n, c] : clusters_) c->shutdown();
+  for (auto& [t, c] : retired_) c->shutdown();
 }
 
 }  // namespace mast::proxy::server

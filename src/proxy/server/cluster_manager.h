@@ -25,6 +25,7 @@
 
 namespace mast::upstream {
 class ClusterConfig;
+struct EndpointSpec;
 struct Host;
 class LoadBalancer;
 class ResourceManager;
@@ -83,6 +84,9 @@ class ClusterRuntime {
   upstream::OutlierDetector* outlier() { return outlier_.get(); }
   // Called (main thread) when hosts or their health changed: workers get a new snapshot.
   void publishHosts();
+  // EDS (main thread): a new endpoint set. Hosts that stay keep their health and outlier state.
+  // The first call completes initialize().
+  void setEndpoints(const std::vector<upstream::EndpointSpec>& endpoints);
 
  private:
   void resolve(asio::io_context& loop, bool first);
@@ -100,6 +104,7 @@ class ClusterRuntime {
   std::unique_ptr<asio::ip::tcp::resolver> resolver_;
   std::unique_ptr<asio::steady_timer> dns_timer_;
   std::unique_ptr<asio::steady_timer> outlier_timer_;
+  std::unique_ptr<asio::steady_timer> eds_timer_;
   std::function<void()> on_ready_;
 };
 
@@ -116,6 +121,9 @@ class WorkerCluster {
   ConnPool& pool(const HostChoice& h);
   void setHosts(std::shared_ptr<const std::vector<std::shared_ptr<upstream::Host>>> hosts);
   void shutdown();
+  // Closes idle connections; in-flight requests finish on the old pools.
+  void drain();
+  bool idle() const;
 
  private:
   Worker& worker_;
@@ -133,13 +141,19 @@ class WorkerClusters {
     auto it = clusters_.find(std::string(name));
     return it == clusters_.end() ? nullptr : it->second.get();
   }
+  // Adds or replaces (CDS update) a cluster. A replaced or removed cluster is retired, not
+  // destroyed: streams in flight hold pointers to it and its pools until they finish.
   void add(std::shared_ptr<ClusterRuntime> runtime);
   void remove(const std::string& name);
   void shutdown();
 
  private:
+  void retire(std::unique_ptr<WorkerCluster> c);
+
   Worker& worker_;
   std::unordered_map<std::string, std::unique_ptr<WorkerCluster>> clusters_;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<WorkerCluster>>>
+      retired_;
 };
 
 }  // namespace mast::proxy::server

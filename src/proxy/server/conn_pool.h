@@ -103,6 +103,7 @@ class ConnPool {
   // Closes idle connections (drain); active ones finish.
   void drain();
   size_t activeConnections() const { return conns_.size(); }
+  bool idle() const { return conns_.empty() && pending_.empty(); }
 
  private:
   void attachPending();

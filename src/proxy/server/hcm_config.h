@@ -19,11 +19,20 @@ namespace mast::proxy::server {
 
 struct HcmStats;
 
+// A route configuration delivered by RDS, as seen by each worker. Entry i is read and replaced
+// only on worker i (the server posts new tables), so the request path takes no lock. Null until
+// the first RouteConfiguration arrives (requests then get 404 NR, as Envoy's warming-less path).
+struct RdsSlot {
+  std::string name;
+  std::vector<std::shared_ptr<const router::RouteTable>> per_worker;
+};
+
 struct HcmConfig {
   enum class Codec { Auto, Http1, Http2 };
   std::string stat_prefix;
   Codec codec = Codec::Auto;
-  std::shared_ptr<const router::RouteTable> routes;
+  std::shared_ptr<const router::RouteTable> routes;  // inline route_config
+  std::shared_ptr<RdsSlot> rds;                      // or RDS
   // HTTP filters before the router, with the names used for typed_per_filter_config lookup.
   std::vector<std::pair<std::string, std::shared_ptr<const filters::FilterFactory>>> filters;
   std::vector<std::shared_ptr<const accesslog::AccessLogger>> access_logs;

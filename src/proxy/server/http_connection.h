@@ -31,6 +31,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   // Drainable
   void startDrain() override;
   void closeNow() override;
+  const void* configTag() const override { return config_.get(); }
 
   // Used by streams.
   Worker& worker() { return worker_; }

@@ -17,6 +17,7 @@
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/hcm_stats.h"
 #include "proxy/server/worker.h"
+#include "proxy/xds/ads_client.h"
 #include "stats/store.h"
 
 namespace mast::proxy::server {
@@ -26,6 +27,7 @@ Server::Server(ServerOptions opts) : opts_(std::move(opts)) {
 }
 
 Server::~Server() {
+  if (ads_) ads_->stop();
   for (auto& w : workers_) {
     w->stop();
     w->join();
@@ -41,6 +43,8 @@ std::string Server::state() const {
       return "LIVE";
     case 2:
       return "DRAINING";
+    case 3:
+      return "INITIALIZING";
     default:
       return "INITIALIZING";
   }
@@ -83,6 +87,7 @@ int Server::run() {
   stats_timer_ = std::make_unique<asio::steady_timer>(main_loop_);
   updateServerStats();
   main_loop_.run();
+  if (ads_) ads_->stop();
   for (auto& w : workers_) {
     w->stop();
   }
@@ -94,9 +99,34 @@ int Server::run() {
 
 void Server::onClustersReady() {
   startWorkers();
+  if (auto s = startXds(); !s) {
+    MAST_LOG(CRITICAL, "{}", s.error());
+    shutdown(false);
+    return;
+  }
+  maybeGoLive();
+}
+
+void Server::maybeGoLive() {
+  if (state_ != 0 && state_ != 3) return;
+  if (!workers_started_) return;
+  if (ads_) {
+    // Envoy's initialization: the first CDS and LDS applied, clusters warmed, routes received.
+    bool routes_ready = true;
+    for (const auto& [name, slots] : rds_slots_) {
+      bool used = false;
+      for (const auto& w : slots) used = used || !w.expired();
+      if (used && !route_tables_.count(name)) routes_ready = false;
+    }
+    if (!cds_initialized_ || !lds_initialized_ || !warming_clusters_.empty() || !routes_ready) {
+      state_ = 3;
+      return;
+    }
+    if (init_timer_) init_timer_->cancel();
+  }
   state_ = 1;
-  MAST_LOG(INFO, "all clusters initialized; {} listener(s) live on {} worker(s)",
-           listener_configs_.size(), workers_.size());
+  MAST_LOG(INFO, "server live: {} listener(s), {} cluster(s) on {} worker(s)", listeners_.size(),
+           clusters_.size(), workers_.size());
 }
 
 void Server::onWorkerThreadStart(uint32_t index) { stats_->registerThread(index); }
@@ -108,68 +138,106 @@ void Server::startWorkers() {
       workers_[i]->clusters().get(name)->setHosts(c->hosts());
     }
   }
+  for (auto& w : workers_) w->start();
+  workers_started_ = true;
+  for (const auto& e : listeners_) startListenerOnWorkers(e);
+}
+
+void Server::startListenerOnWorkers(const ListenerEntry& e) {
   for (size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i]->start();
-    for (auto& l : active_listeners_[i]) {
-      workers_[i]->post([l] { l->start(); });
-    }
+    Worker* w = workers_[i].get();
+    auto l = e.per_worker[i];
+    w->post([w, l] {
+      w->listeners().push_back(l);
+      l->start();
+    });
   }
 }
 
 Status Server::openListenSockets() {
   uint32_t n = std::max(1u, opts_.concurrency);
   for (uint32_t i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, *this));
-  active_listeners_.resize(n);
-  for (size_t li = 0; li < listener_configs_.size(); ++li) {
-    const auto& cfg = listener_configs_[li];
-    net::Endpoint ep = cfg->address;
-    for (uint32_t i = 0; i < n; ++i) {
-      asio::ip::tcp::acceptor acc(workers_[i]->loop());
-      if (cfg->bind_to_port) {
-        std::error_code ec;
-        acc.open(ep.protocol(), ec);
-        if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
-        if (!ec) {
-          int one = 1;
-          ::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-          if (cfg->transparent) {
-            ::setsockopt(acc.native_handle(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-          }
-          if (cfg->freebind) ::setsockopt(acc.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof(one));
-          if (ep.address().is_v6()) acc.set_option(asio::ip::v6_only(false), ec);
-          ec.clear();
-          acc.bind(ep, ec);
-        }
-        if (!ec) acc.listen(static_cast<int>(cfg->backlog), ec);
-        if (ec) {
-          return Error{"cannot bind listener '" + cfg->name + "' to " + net::toString(ep) + ": " +
-                       ec.message()};
-        }
-        // Port 0: every worker's socket shares the port the first one got.
-        if (i == 0) ep = acc.local_endpoint(ec);
-      }
-      active_listeners_[i].push_back(std::make_shared<ActiveListener>(
-          *workers_[i], cfg, listener_stats_[li], std::move(acc)));
-    }
-    listener_endpoints_.push_back(ep);
+  auto entries = std::move(listeners_);
+  listeners_.clear();
+  for (auto& e : entries) {
+    if (auto s = installListener(std::move(e)); !s) return s;
   }
   return {};
 }
 
+Status Server::installListener(ListenerEntry e) {
+  const auto& cfg = e.config;
+  net::Endpoint ep = cfg->address;
+  std::vector<asio::ip::tcp::acceptor> acceptors;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    asio::ip::tcp::acceptor acc(workers_[i]->loop());
+    if (cfg->bind_to_port) {
+      std::error_code ec;
+      acc.open(ep.protocol(), ec);
+      if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        int one = 1;
+        ::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (cfg->transparent) {
+          ::setsockopt(acc.native_handle(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+        }
+        if (cfg->freebind) ::setsockopt(acc.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof(one));
+        if (ep.address().is_v6()) acc.set_option(asio::ip::v6_only(false), ec);
+        ec.clear();
+        acc.bind(ep, ec);
+      }
+      if (!ec) acc.listen(static_cast<int>(cfg->backlog), ec);
+      if (ec) {
+        return Error{"cannot bind listener '" + cfg->name + "' to " + net::toString(ep) + ": " +
+                     ec.message()};
+      }
+      // Port 0: every worker's socket shares the port the first one got.
+      if (i == 0) ep = acc.local_endpoint(ec);
+    }
+    acceptors.push_back(std::move(acc));
+  }
+  std::string stat_name = cfg->address_str;
+  for (auto& ch : stat_name) {
+    if (ch == ':') ch = '_';
+  }
+  e.stats = std::make_shared<ListenerStats>(*stats_, stat_name);
+  e.endpoint = ep;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    e.per_worker.push_back(
+        std::make_shared<ActiveListener>(*workers_[i], cfg, e.stats, std::move(acceptors[i])));
+  }
+  if (workers_started_) startListenerOnWorkers(e);
+  listeners_.push_back(std::move(e));
+  return {};
+}
+
+void Server::removeListener(size_t index) {
+  ListenerEntry e = std::move(listeners_[index]);
+  listeners_.erase(listeners_.begin() + static_cast<long>(index));
+  for (size_t i = 0; i < workers_.size() && i < e.per_worker.size(); ++i) {
+    Worker* w = workers_[i].get();
+    auto l = e.per_worker[i];
+    w->post([w, l] {
+      l->stop();
+      std::erase(w->listeners(), l);
+      w->drainConnectionsOf(l->config());
+    });
+  }
+}
+
 std::shared_ptr<ActiveListener> Server::findListener(Worker& w, const net::Endpoint& ep) {
-  auto& ls = active_listeners_[w.index()];
   std::shared_ptr<ActiveListener> wildcard;
-  for (size_t i = 0; i < ls.size(); ++i) {
-    const auto& bound = listener_endpoints_[i];
+  for (const auto& l : w.listeners()) {
+    const auto& bound = l->boundEndpoint();
     if (bound.port() != ep.port()) continue;
-    if (bound.address() == ep.address()) return ls[i];
-    if (bound.address().is_unspecified() && !wildcard) wildcard = ls[i];
+    if (bound.address() == ep.address()) return l;
+    if (bound.address().is_unspecified() && !wildcard) wildcard = l;
   }
   return wildcard;
 }
 
 void Server::stopListenersOn(Worker& w) {
-  for (auto& l : active_listeners_[w.index()]) l->stop();
+  for (auto& l : w.listeners()) l->stop();
 }
 
 void Server::drainListeners() {
@@ -212,10 +280,15 @@ void Server::shutdown(bool graceful) {
 void Server::publishHosts(ClusterRuntime& c) {
   auto hosts = c.hosts();
   std::string name = c.name();
+  const ClusterRuntime* runtime = &c;
   for (auto& w : workers_) {
     Worker* wp = w.get();
-    w->post([wp, name, hosts] {
-      if (auto* wc = wp->clusters().get(name)) wc->setHosts(hosts);
+    // Only the worker clusters built from this runtime: a warming replacement publishes its
+    // hosts before it is installed, and must not touch the cluster it will replace.
+    w->post([wp, name, hosts, runtime] {
+      if (auto* wc = wp->clusters().get(name); wc && &wc->runtime() == runtime) {
+        wc->setHosts(hosts);
+      }
     });
   }
 }

@@ -17,9 +17,29 @@
 
 #include "base/result.h"
 #include "net/address.h"
+#include "proxy/upstream/upstream.h"
 
 namespace envoy::config::bootstrap::v3 {
 class Bootstrap;
+}
+namespace envoy::config::listener::v3 {
+class Listener;
+}
+namespace envoy::config::cluster::v3 {
+class Cluster;
+}
+namespace envoy::config::route::v3 {
+class RouteConfiguration;
+}
+namespace google::protobuf {
+class Any;
+}
+namespace mast::router {
+class RouteTable;
+}
+
+namespace mast::proxy::xds {
+class AdsClient;
 }
 namespace mast::stats {
 class Store;
@@ -38,7 +58,32 @@ class ActiveListener;
 class ClusterRuntime;
 struct ListenerConfig;
 struct ListenerStats;
+struct HcmConfig;
+struct RdsSlot;
+struct PoolSettings;
 class AdminHandler;
+
+// One listener as the main thread knows it (static or from LDS).
+struct ListenerEntry {
+  std::shared_ptr<const ListenerConfig> config;
+  std::shared_ptr<ListenerStats> stats;
+  net::Endpoint endpoint;  // bound address (port 0 resolved)
+  std::vector<std::shared_ptr<ActiveListener>> per_worker;
+  bool dynamic = false;
+  std::string version_info;
+  std::chrono::system_clock::time_point last_updated;
+  std::shared_ptr<const envoy::config::listener::v3::Listener> proto;  // dynamic only
+  std::string proto_bytes;  // to tell an unchanged resource from an update
+};
+
+// A resource received over xDS, kept for /config_dump.
+template <class Proto>
+struct XdsRecord {
+  std::string version_info;
+  std::chrono::system_clock::time_point last_updated;
+  std::shared_ptr<const Proto> proto;
+  std::string proto_bytes;
+};
 
 struct ServerOptions {
   std::string config_path;
@@ -79,12 +124,23 @@ class Server {
   const std::map<std::string, std::shared_ptr<ClusterRuntime>>& clusters() const {
     return clusters_;
   }
-  const std::vector<std::shared_ptr<const ListenerConfig>>& listenerConfigs() const {
-    return listener_configs_;
+  const std::vector<ListenerEntry>& listeners() const { return listeners_; }
+  const std::map<std::string, XdsRecord<envoy::config::cluster::v3::Cluster>>& dynamicClusters()
+      const {
+    return dynamic_clusters_;
   }
-  const std::vector<net::Endpoint>& listenerEndpoints() const { return listener_endpoints_; }
+  const std::map<std::string, XdsRecord<envoy::config::route::v3::RouteConfiguration>>&
+  dynamicRoutes() const {
+    return route_records_;
+  }
+  const xds::AdsClient* adsClient() const { return ads_.get(); }
   // Posts a cluster's new host list to every worker (main thread).
   void publishHosts(ClusterRuntime& c);
+  // EDS endpoints received for `service_name`, if any (main thread).
+  const std::vector<upstream::EndpointSpec>* edsEndpoints(const std::string& service_name) const;
+  // Applies one xDS response (main thread): OK = ACK, error = NACK with that detail.
+  Status applyXds(const std::string& type_url, const std::vector<google::protobuf::Any>& resources,
+                  const std::string& version);
   // Drain then exit (SIGTERM, /quitquitquit).
   void shutdown(bool graceful);
   void drainListeners();
@@ -94,7 +150,30 @@ class Server {
   Status loadConfig();
   Status buildClusters();
   Status buildListeners();
+  Result<std::shared_ptr<ListenerConfig>> buildListener(
+      const envoy::config::listener::v3::Listener& l, const std::string& path);
+  Result<std::shared_ptr<const HcmConfig>> buildHcm(const google::protobuf::Any& any,
+                                                    const std::string& path);
+  Result<PoolSettings> poolSettingsFor(const upstream::ClusterConfig& c);
+  std::shared_ptr<RdsSlot> rdsSlot(const std::string& name);
+  // Binds one socket per worker and registers the listener; starts it if workers run.
+  Status installListener(ListenerEntry entry);
+  void removeListener(size_t index);
+  void startListenerOnWorkers(const ListenerEntry& e);
+  void installCluster(std::shared_ptr<ClusterRuntime> c);
   Status openListenSockets();
+  Status applyClusters(const std::vector<google::protobuf::Any>& resources,
+                       const std::string& version);
+  Status applyEndpoints(const std::vector<google::protobuf::Any>& resources,
+                        const std::string& version);
+  Status applyListeners(const std::vector<google::protobuf::Any>& resources,
+                        const std::string& version);
+  Status applyRoutes(const std::vector<google::protobuf::Any>& resources,
+                     const std::string& version);
+  void updateEdsSubscriptions();
+  void updateRdsSubscriptions();
+  Status startXds();
+  void maybeGoLive();
   void startWorkers();
   void onClustersReady();
   void startAdmin();
@@ -106,12 +185,20 @@ class Server {
   std::unique_ptr<stats::Store> stats_;
   std::unique_ptr<accesslog::AccessLogManager> access_logs_;
   std::map<std::string, std::shared_ptr<ClusterRuntime>> clusters_;
-  std::vector<std::shared_ptr<const ListenerConfig>> listener_configs_;
-  std::vector<std::shared_ptr<ListenerStats>> listener_stats_;
-  std::vector<net::Endpoint> listener_endpoints_;  // bound addresses (port 0 resolved)
-  // Per worker, per listener (same order as listener_configs_).
-  std::vector<std::vector<std::shared_ptr<ActiveListener>>> active_listeners_;
+  std::vector<ListenerEntry> listeners_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  bool workers_started_ = false;
+  // xDS state (main thread).
+  std::unique_ptr<xds::AdsClient> ads_;
+  std::map<std::string, XdsRecord<envoy::config::cluster::v3::Cluster>> dynamic_clusters_;
+  std::map<std::string, std::shared_ptr<ClusterRuntime>> warming_clusters_;
+  std::map<std::string, std::vector<upstream::EndpointSpec>> eds_endpoints_;
+  std::map<std::string, XdsRecord<envoy::config::route::v3::RouteConfiguration>> route_records_;
+  std::map<std::string, std::shared_ptr<const router::RouteTable>> route_tables_;
+  std::map<std::string, std::vector<std::weak_ptr<RdsSlot>>> rds_slots_;
+  bool cds_initialized_ = false;
+  bool lds_initialized_ = false;
+  std::unique_ptr<asio::steady_timer> init_timer_;
   std::unique_ptr<AdminHandler> admin_handler_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<asio::signal_set> signals_;

@@ -90,29 +90,46 @@ Status Server::buildClusters() {
     auto cfg = upstream::ClusterConfig::create(sr.clusters(i));
     if (!cfg) return Error{opts_.config_path + ": " + path + "." + cfg.error()};
     const auto& c = **cfg;
-    PoolSettings ps;
-    ps.connect_timeout = c.connect_timeout;
-    ps.idle_timeout = c.idle_timeout;
-    ps.max_requests_per_connection = c.max_requests_per_connection;
-    ps.http2 = c.http2;
-    ps.source_address = c.source_address;
-    if (c.tls) {
-      auto tls = net::TlsContext::createClient(*c.tls);
-      if (!tls) return Error{opts_.config_path + ": " + path + ".transport_socket: " + tls.error()};
-      ps.tls = *tls;
-      ps.sni = c.tls->sni;
-    }
+    auto ps = poolSettingsFor(c);
+    if (!ps) return Error{opts_.config_path + ": " + path + "." + ps.error()};
     auto stats = std::make_shared<ClusterStats>(*stats_, c.name);
-    clusters_[c.name] = std::make_shared<ClusterRuntime>(*this, *cfg, stats, ps);
+    clusters_[c.name] = std::make_shared<ClusterRuntime>(*this, *cfg, stats, *ps);
   }
   return {};
 }
 
-namespace {
+Result<PoolSettings> Server::poolSettingsFor(const upstream::ClusterConfig& c) {
+  PoolSettings ps;
+  ps.connect_timeout = c.connect_timeout;
+  ps.idle_timeout = c.idle_timeout;
+  ps.max_requests_per_connection = c.max_requests_per_connection;
+  ps.http2 = c.http2;
+  ps.source_address = c.source_address;
+  if (c.tls) {
+    auto tls = net::TlsContext::createClient(*c.tls);
+    if (!tls) return Error{"transport_socket: " + tls.error()};
+    ps.tls = *tls;
+    ps.sni = c.tls->sni;
+  }
+  return ps;
+}
 
-Result<std::shared_ptr<const HcmConfig>> buildHcm(const google::protobuf::Any& any,
-                                                  const std::string& path, stats::Store& store,
-                                                  accesslog::AccessLogManager& logs) {
+std::shared_ptr<RdsSlot> Server::rdsSlot(const std::string& name) {
+  auto slot = std::make_shared<RdsSlot>();
+  slot->name = name;
+  std::shared_ptr<const router::RouteTable> current;
+  if (auto it = route_tables_.find(name); it != route_tables_.end()) current = it->second;
+  slot->per_worker.assign(std::max<size_t>(1, std::max(1u, opts_.concurrency)), current);
+  auto& list = rds_slots_[name];
+  std::erase_if(list, [](const std::weak_ptr<RdsSlot>& w) { return w.expired(); });
+  list.push_back(slot);
+  return slot;
+}
+
+Result<std::shared_ptr<const HcmConfig>> Server::buildHcm(const google::protobuf::Any& any,
+                                                          const std::string& path) {
+  stats::Store& store = *stats_;
+  accesslog::AccessLogManager& logs = *access_logs_;
   hcmv3::HttpConnectionManager h;
   any.UnpackTo(&h);
   auto cfg = std::make_shared<HcmConfig>();
@@ -150,9 +167,16 @@ Result<std::shared_ptr<const HcmConfig>> buildHcm(const google::protobuf::Any& a
     // filters that are not in the chain.
     return std::shared_ptr<const void>();
   };
-  auto routes = router::RouteTable::create(h.route_config(), pf);
-  if (!routes) return Error{path + ".route_config." + routes.error()};
-  cfg->routes = *routes;
+  if (h.has_rds()) {
+    if (h.rds().route_config_name().empty()) {
+      return Error{path + ".rds.route_config_name: required"};
+    }
+    cfg->rds = rdsSlot(h.rds().route_config_name());
+  } else {
+    auto routes = router::RouteTable::create(h.route_config(), pf);
+    if (!routes) return Error{path + ".route_config." + routes.error()};
+    cfg->routes = *routes;
+  }
   for (int i = 0; i < h.access_log_size(); ++i) {
     auto l = accesslog::createAccessLogger(h.access_log(i), logs);
     if (!l) return Error{path + ".access_log[" + std::to_string(i) + "]." + l.error()};
@@ -182,6 +206,8 @@ Result<std::shared_ptr<const HcmConfig>> buildHcm(const google::protobuf::Any& a
   cfg->stats = std::make_shared<HcmStats>(store, cfg->stat_prefix);
   return std::shared_ptr<const HcmConfig>(cfg);
 }
+
+namespace {
 
 Result<std::shared_ptr<const TcpProxyConfig>> buildTcpProxy(const google::protobuf::Any& any,
                                                             const std::string& path,
@@ -214,8 +240,19 @@ Result<std::shared_ptr<const TcpProxyConfig>> buildTcpProxy(const google::protob
 Status Server::buildListeners() {
   const auto& sr = bootstrap_->static_resources();
   for (int li = 0; li < sr.listeners_size(); ++li) {
-    const auto& l = sr.listeners(li);
     std::string lpath = opts_.config_path + ": static_resources.listeners[" + std::to_string(li) + "]";
+    auto cfg = buildListener(sr.listeners(li), lpath);
+    if (!cfg) return Error{cfg.error()};
+    ListenerEntry e;
+    e.config = *cfg;
+    listeners_.push_back(std::move(e));
+  }
+  return {};
+}
+
+Result<std::shared_ptr<ListenerConfig>> Server::buildListener(
+    const envoy::config::listener::v3::Listener& l, const std::string& lpath) {
+  {
     auto cfg = std::make_shared<ListenerConfig>();
     cfg->name = l.name();
     const auto& sa = l.address().socket_address();
@@ -280,7 +317,7 @@ Status Server::buildListeners() {
         std::string fpath = cpath + ".filters[" + std::to_string(fi) + "].typed_config";
         std::string t = typeName(f.typed_config());
         if (t == "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager") {
-          auto h = buildHcm(f.typed_config(), fpath, *stats_, *access_logs_);
+          auto h = buildHcm(f.typed_config(), fpath);
           if (!h) return Error{h.error()};
           c.hcm = *h;
         } else if (t == "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy") {
@@ -302,14 +339,8 @@ Status Server::buildListeners() {
       if (!c) return Error{c.error()};
       cfg->default_filter_chain = std::move(*c);
     }
-    std::string stat_name = cfg->address_str;
-    for (auto& ch : stat_name) {
-      if (ch == ':') ch = '_';
-    }
-    listener_stats_.push_back(std::make_shared<ListenerStats>(*stats_, stat_name));
-    listener_configs_.push_back(cfg);
+    return cfg;
   }
-  return {};
 }
 
 }  // namespace mast::proxy::server

@@ -25,6 +25,7 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   void start();
   void startDrain() override {}  // L4 sessions run until either side closes
   void closeNow() override { close("drain_timeout"); }
+  const void* configTag() const override { return cfg_.get(); }
 
  private:
   void connectUpstream();

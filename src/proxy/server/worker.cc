@@ -3,6 +3,7 @@
 #include <asio/post.hpp>
 
 #include "base/logging.h"
+#include "proxy/server/active_listener.h"
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/server.h"
 
@@ -27,6 +28,8 @@ void Worker::start() {
     for (auto* d : live) {
       if (live_.count(d)) d->closeNow();
     }
+    for (auto& l : listeners_) l->stop();
+    listeners_.clear();
     clusters_->shutdown();
     loop_.restart();
     loop_.poll();
@@ -56,6 +59,20 @@ void Worker::closeAllConnections() {
       if (live_.count(d)) d->closeNow();
     }
   });
+}
+
+void Worker::drainConnectionsOf(const ListenerConfig& cfg) {
+  std::unordered_set<const void*> tags;
+  auto addChain = [&](const FilterChainConfig& c) {
+    if (c.hcm) tags.insert(c.hcm.get());
+    if (c.tcp_proxy) tags.insert(c.tcp_proxy.get());
+  };
+  for (const auto& c : cfg.filter_chains) addChain(c);
+  if (cfg.default_filter_chain) addChain(*cfg.default_filter_chain);
+  auto live = live_;
+  for (auto* d : live) {
+    if (live_.count(d) && tags.count(d->configTag())) d->startDrain();
+  }
 }
 
 void Worker::stop() { loop_.stop(); }

@@ -37,7 +37,13 @@ class Drainable {
   virtual ~Drainable() = default;
   virtual void startDrain() = 0;
   virtual void closeNow() = 0;
+  // The network filter config (HcmConfig / TcpProxyConfig) the connection runs under, so that a
+  // listener update or removal can drain exactly the connections of the old listener config.
+  virtual const void* configTag() const = 0;
 };
+
+class ActiveListener;
+struct ListenerConfig;
 
 class Worker {
  public:
@@ -62,6 +68,12 @@ class Worker {
   void join();
   void post(std::function<void()> fn);
 
+  // This worker's listeners (worker thread only; the server posts changes).
+  std::vector<std::shared_ptr<ActiveListener>>& listeners() { return listeners_; }
+  // Asks every connection accepted under `cfg` to finish (HTTP/1: close after the current
+  // response; HTTP/2: GOAWAY). Worker thread.
+  void drainConnectionsOf(const ListenerConfig& cfg);
+
   void track(Drainable* d) { live_.insert(d); }
   void untrack(Drainable* d) { live_.erase(d); }
   size_t liveConnections() const { return live_count_.load(std::memory_order_relaxed); }
@@ -76,6 +88,7 @@ class Worker {
   std::thread thread_;
   bool draining_ = false;
   std::unordered_set<Drainable*> live_;
+  std::vector<std::shared_ptr<ActiveListener>> listeners_;
   std::atomic<size_t> live_count_{0};
 };
 

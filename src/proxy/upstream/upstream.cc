@@ -280,7 +280,23 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
     if (!ep) return Error{"upstream_bind_config.source_address: " + ep.error()};
     c->source_address = *ep;
   }
-  const auto& la = p.load_assignment();
+  auto endpoints = parseLoadAssignment(p.load_assignment(), c->type == DiscoveryType::Static);
+  if (!endpoints) return Error{endpoints.error()};
+  c->endpoints = std::move(*endpoints);
+  if (c->type == DiscoveryType::Eds) {
+    c->eds_service_name = p.eds_cluster_config().service_name().empty()
+                              ? c->name
+                              : p.eds_cluster_config().service_name();
+  }
+  if (c->type == DiscoveryType::LogicalDns && c->endpoints.size() != 1) {
+    return Error{"load_assignment: LOGICAL_DNS clusters need exactly one endpoint"};
+  }
+  return std::shared_ptr<const ClusterConfig>(c);
+}
+
+Result<std::vector<EndpointSpec>> parseLoadAssignment(
+    const envoy::config::endpoint::v3::ClusterLoadAssignment& la, bool require_ip) {
+  std::vector<EndpointSpec> out;
   for (int li = 0; li < la.endpoints_size(); ++li) {
     const auto& loc = la.endpoints(li);
     for (int ei = 0; ei < loc.lb_endpoints_size(); ++ei) {
@@ -295,10 +311,12 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
       if (e.port == 0 || e.port > 65535) {
         return Error{epath + ".socket_address.port_value: must be in 1..65535"};
       }
-      if (c->type == DiscoveryType::Static) {
+      if (require_ip) {
         auto ep = net::parseEndpoint(e.address, e.port);
-        if (!ep) return Error{epath + ".socket_address.address: " + ep.error() +
-                              " (STATIC clusters need IP addresses)"};
+        if (!ep) {
+          return Error{epath + ".socket_address.address: " + ep.error() +
+                       " (STATIC and EDS endpoints need IP addresses)"};
+        }
       }
       e.weight = le.has_load_balancing_weight() ? le.load_balancing_weight().value() : 1;
       if (e.weight == 0) e.weight = 1;
@@ -309,13 +327,10 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
       e.hostname = le.endpoint().hostname().empty() ? e.address : le.endpoint().hostname();
       auto hs = le.health_status();
       e.healthy = hs == envoy::config::core::v3::UNKNOWN || hs == envoy::config::core::v3::HEALTHY;
-      c->endpoints.push_back(std::move(e));
+      out.push_back(std::move(e));
     }
   }
-  if (c->type == DiscoveryType::LogicalDns && c->endpoints.size() != 1) {
-    return Error{"load_assignment: LOGICAL_DNS clusters need exactly one endpoint"};
-  }
-  return std::shared_ptr<const ClusterConfig>(c);
+  return out;
 }
 
 Host::Host(net::Endpoint a, std::string h, uint32_t w, uint32_t p)

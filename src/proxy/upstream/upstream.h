@@ -19,6 +19,9 @@
 namespace envoy::config::cluster::v3 {
 class Cluster;
 }
+namespace envoy::config::endpoint::v3 {
+class ClusterLoadAssignment;
+}
 
 namespace mast::upstream {
 
@@ -97,7 +100,15 @@ class ClusterConfig {
   std::optional<net::Endpoint> source_address;
   std::vector<EndpointSpec> endpoints;
   bool use_http_header_for_original_dst = false;
+  // EDS: the ClusterLoadAssignment name this cluster takes its endpoints from
+  // (eds_cluster_config.service_name, or the cluster name).
+  std::string eds_service_name;
 };
+
+// Endpoints of a ClusterLoadAssignment (a cluster's load_assignment, or an EDS resource).
+// `require_ip` rejects DNS names (STATIC and EDS clusters). Errors name the field path.
+Result<std::vector<EndpointSpec>> parseLoadAssignment(
+    const envoy::config::endpoint::v3::ClusterLoadAssignment& la, bool require_ip);
 
 // One upstream endpoint. Identity fields are immutable; health and load are atomics written by
 // the main thread (health checks, outlier timer) and workers (outlier counts, active requests).
