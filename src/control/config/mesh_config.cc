@@ -1,5 +1,8 @@
 #include "control/config/mesh_config.h"
 
+#include <algorithm>
+#include <set>
+
 #include "base/yaml_json.h"
 #include "control/config/json_proto.h"
 #include "control/config/validation.h"
@@ -98,7 +101,11 @@ MeshConfigResult parseMeshConfig(std::string_view file_name, std::string_view te
   std::vector<FieldError> field_errors;
   normalizeJson(user, MeshConfig::descriptor(), "", doc->lines, field_errors);
   for (const auto& fe : field_errors) addError(doc->line(fe.path), fe.path, fe.message);
-  if (!out.errors.empty()) return out;
+  if (!out.errors.empty()) {
+    std::stable_sort(out.errors.begin(), out.errors.end(),
+                     [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
+    return out;
+  }
   nlohmann::json merged = nlohmann::json::parse(kDefaults);
   std::map<std::string, int> default_lines;
   normalizeJson(merged, MeshConfig::descriptor(), "", default_lines, field_errors);
@@ -145,6 +152,8 @@ MeshConfigResult parseMeshConfig(std::string_view file_name, std::string_view te
   if (mc.has_default_http_retry_policy() && mc.default_http_retry_policy().attempts() < 0) {
     check("defaultHttpRetryPolicy.attempts", "attempts cannot be negative");
   }
+  std::stable_sort(out.errors.begin(), out.errors.end(),
+                   [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
   return out;
 }
 

@@ -88,7 +88,8 @@ bool isLowerDns1123Label(const std::string& s) {
   return isDns1123Subdomain(s) && s.find('.') == std::string::npos && s.size() <= 63;
 }
 
-std::string checkDnsLabels(const std::string& domain) {
+// `shown` is the whole name for messages; `domain` the part being checked.
+std::string checkDnsLabels(const std::string& shown, const std::string& domain) {
   std::vector<std::string> parts;
   size_t start = 0;
   while (true) {
@@ -101,13 +102,13 @@ std::string checkDnsLabels(const std::string& domain) {
   const std::string& tld = parts.back();
   if (!tld.empty() &&
       std::all_of(tld.begin(), tld.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return "domain name " + q(domain) + " invalid (top level domain " + q(tld) +
+    return "domain name " + q(shown) + " invalid (top level domain " + q(tld) +
            " cannot be all-numeric)";
   }
   for (size_t i = 0; i < parts.size(); ++i) {
     if (i == parts.size() - 1 && parts[i].empty()) return "";  // trailing dot: "istio.io."
     if (!isDns1123Label(parts[i])) {
-      return "domain name " + q(domain) + " invalid (label " + q(parts[i]) + " invalid)";
+      return "domain name " + q(shown) + " invalid (label " + q(parts[i]) + " invalid)";
     }
   }
   return "";
@@ -165,12 +166,6 @@ bool isTlsProtocol(const std::string& p) {
   std::string u = upper(p);
   return u == "HTTPS" || u == "TLS";
 }
-bool isTcpProtocol(const std::string& p) {
-  std::string u = upper(p);
-  return u == "TCP" || u == "MONGO" || u == "REDIS" || u == "MYSQL" || u.empty() ||
-         !knownProtocols().contains(u);
-}
-
 void validateProtocol(const std::string& path, const std::string& protocol, Errors& e) {
   if (!protocol.empty() && !knownProtocols().contains(upper(protocol))) {
     e.add(path, "unsupported protocol: " + protocol);
@@ -227,9 +222,6 @@ void validateExportTo(const std::string& path, const std::string& ns,
                    " (expected \".\", \"*\", \"~\" or a namespace name)");
       continue;
     }
-    if (v == "~" && !is_service_entry && export_to.size() > 1) {
-      e.add(p, "cannot export to no one (~) and someone");
-    }
     seen.insert(k);
   }
   if (seen.empty()) return;
@@ -248,8 +240,9 @@ void validateExportTo(const std::string& path, const std::string& ns,
   if (seen.contains("*") && export_to.size() > 1) {
     e.add(path, "cannot have both public (*) and non-public exportTo values for a resource");
   }
-  if (is_service_entry && seen.contains("~") && export_to.size() > 1) {
-    e.add(path, "cannot export service entry to no one (~) and someone");
+  if (seen.contains("~") && export_to.size() > 1) {
+    e.add(path, is_service_entry ? "cannot export service entry to no one (~) and someone"
+                                 : "cannot export to no one (~) and someone");
   }
 }
 
@@ -2170,13 +2163,13 @@ std::string checkWildcardDomain(const std::string& domain) {
   if (!isWildcardDns1123Label(first)) {
     return "domain name " + q(domain) + " invalid (label " + q(first) + " invalid)";
   }
-  if (dot != std::string::npos) return checkDnsLabels(domain.substr(dot + 1));
+  if (dot != std::string::npos) return checkDnsLabels(domain, domain.substr(dot + 1));
   return "";
 }
 
 std::string checkFqdn(const std::string& fqdn) {
   if (auto err = checkDnsPreconditions(fqdn); !err.empty()) return err;
-  return checkDnsLabels(fqdn);
+  return checkDnsLabels(fqdn, fqdn);
 }
 
 std::string checkPort(int64_t port) {
