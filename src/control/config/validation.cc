@@ -286,29 +286,33 @@ bool isHeaderToken(const std::string& name) {
                      [](char c) { return isAlnum(c) || kExtra.find(c) != std::string::npos; });
 }
 
+// Header names in matches: RFC 7230 tokens (Envoy matches names case-insensitively), the
+// HTTP/2 pseudo headers, or Istio's "@request.auth.claims..." JWT-claim form.
 void validateHeaderName(const std::string& path, const std::string& name, Errors& e) {
-  if (name.rfind("@request.auth.claims", 0) == 0) return;  // JWT claim routing
+  static const std::set<std::string, std::less<>> kPseudo = {":method", ":scheme", ":authority",
+                                                             ":path", ":status"};
   if (name.empty()) {
     e.add(path, "header name cannot be empty");
+  } else if (name.rfind("@request.auth.claims", 0) == 0 || kPseudo.contains(name)) {
+    return;
   } else if (!isHeaderToken(name)) {
-    e.add(path, "header name " + q(name) + " is not a valid HTTP header name");
-  } else if (std::any_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
-    e.add(path, "header name " + q(name) + " must be lowercase");
+    e.add(path, "header name " + name + " is not a valid header name");
   }
 }
 
 void validateHeaderValue(const std::string& path, const std::string& value, Errors& e) {
   for (char c : value) {
     if ((c < 0x20 && c != '\t') || c == 0x7f) {
-      e.add(path, "header value contains a control character");
+      e.add(path, "header value configuration " + value + " is invalid");
       return;
     }
   }
 }
 
-// Names in headers.request/response.set/add/remove.
+// Names in headers.request/response.set/add/remove. `request_set_add`: the request's set/add,
+// where host/:authority is allowed (it becomes a host rewrite).
 void validateHeaderOperationName(const std::string& path, const std::string& name,
-                                 bool allow_authority, Errors& e) {
+                                 bool request_set_add, Errors& e) {
   if (name.empty()) {
     e.add(path, "header name cannot be empty");
     return;
@@ -316,13 +320,17 @@ void validateHeaderOperationName(const std::string& path, const std::string& nam
   std::string lower = name;
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   bool authority = lower == "host" || lower == ":authority";
-  if (authority && allow_authority) return;
-  if (lower == "host" || lower[0] == ':') {
-    e.add(path, "invalid header " + q(name) + ": header cannot have \":\" prefix or be \"host\"");
+  if (request_set_add) {
+    if ((lower[0] == ':' || lower == "host") && !authority) {
+      e.add(path, "invalid header " + q(name) + ": header cannot have \":\" prefix");
+    }
     return;
   }
-  if (!isHeaderToken(name))
-    e.add(path, "header name " + q(name) + " is not a valid HTTP header name");
+  if (lower == "host") {
+    e.add(path, "invalid header " + q(name) + ": cannot set Host header");
+  } else if (lower[0] == ':') {
+    e.add(path, "invalid header " + q(name) + ": header cannot have \":\" prefix");
+  }
 }
 
 void validateHeaders(const std::string& path, const net::Headers& h, Errors& e) {
@@ -849,8 +857,29 @@ void validateVirtualService(const Resource& r, const net::VirtualService& vs, Er
   if (vs.http_size() == 0 && vs.tcp_size() == 0 && vs.tls_size() == 0) {
     e.add(s, "http, tcp or tls must be provided in virtual service");
   }
-  for (int i = 0; i < vs.http_size(); ++i)
+  if (!applies_to_gateway) {
+    // JWT claims are only known on gateways (the jwt_authn filter runs before routing there).
+    for (int i = 0; i < vs.http_size(); ++i) {
+      for (int m = 0; m < vs.http(i).match_size(); ++m) {
+        const auto& match = vs.http(i).match(m);
+        std::string mp = idx(idx(s, "http", i), "match", m);
+        auto check = [&](const char* field, const auto& headers) {
+          for (const auto& [name, sm] : headers) {
+            if (name.rfind("@request.auth.claims", 0) == 0) {
+              e.add(key(at(mp, field), name),
+                    "JWT claim based routing (key: " + name +
+                        ") is only supported for gateway, found no gateways");
+            }
+          }
+        };
+        check("headers", match.headers());
+        check("withoutHeaders", match.without_headers());
+      }
+    }
+  }
+  for (int i = 0; i < vs.http_size(); ++i) {
     validateHttpRoute(idx(s, "http", i), vs.http(i), delegate, e);
+  }
   for (int i = 0; i < vs.tls_size(); ++i) {
     std::string p = idx(s, "tls", i);
     const auto& t = vs.tls(i);

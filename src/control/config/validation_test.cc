@@ -166,8 +166,10 @@ TEST(ValidateVirtualService, RegexesMustBeRe2) {
       headers:
         x-version:
           regex: "(?<name>a)"
-        Cookie:
+        "bad header":
           exact: a
+        "@request.auth.claims.group":
+          exact: admin
     rewrite:
       uriRegexRewrite: {match: "[z-a]", rewrite: "/x"}
     route:
@@ -180,9 +182,12 @@ TEST(ValidateVirtualService, RegexesMustBeRe2) {
           vsErr("line 13: spec.http[0].match[0].headers.x-version.regex: invalid "
                 "regex \"(?<name>a)\": invalid perl operator: (?<; Istio uses RE2 "
                 "style regex-based match (https://github.com/google/re2/wiki/Syntax)"),
-          vsErr("line 15: spec.http[0].match[0].headers.Cookie: header name "
-                "\"Cookie\" must be lowercase"),
-          vsErr("line 17: spec.http[0].rewrite.uriRegexRewrite.match: invalid "
+          vsErr("line 15: spec.http[0].match[0].headers.bad header: header name bad "
+                "header is not a valid header name"),
+          vsErr("line 17: spec.http[0].match[0].headers.@request.auth.claims.group: "
+                "JWT claim based routing (key: @request.auth.claims.group) is only "
+                "supported for gateway, found no gateways"),
+          vsErr("line 19: spec.http[0].rewrite.uriRegexRewrite.match: invalid "
                 "regex \"[z-a]\": invalid character class range: z-a; Istio uses "
                 "RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)")));
 }
@@ -287,11 +292,11 @@ TEST(ValidateVirtualService, FaultRedirectCorsHeaders) {
           vsErr("line 14: spec.http[0].corsPolicy.maxAge: max_age duration is accurate only to "
                 "seconds precision"),
           vsErr("line 17: spec.http[0].headers.request.set.:path: invalid header \":path\": "
-                "header cannot have \":\" prefix or be \"host\""),
+                "header cannot have \":\" prefix"),
           vsErr("line 17: spec.http[0].headers.request.set.host: authority header cannot be set "
                 "multiple times: have \"b.com\", attempting to set \"a.com\""),
           vsErr("line 19: spec.http[0].headers.response.remove[0]: invalid header \"host\": "
-                "header cannot have \":\" prefix or be \"host\""),
+                "cannot set Host header"),
           vsErr("line 23: spec.http[1].redirect: redirect may only specify one of uri or "
                 "prefixRewrite"),
           vsErr("line 24: spec.http[2].redirect.redirectCode: 200 is not a valid redirect code, "
