@@ -56,7 +56,18 @@ class AdsFixture : public ::testing::Test {
     if (server_) server_->stop();
   }
 
-  // Waits (bounded) until `pred` holds over the recorded events.
+  // Polls (bounded) for state that no callback signals (backend hit counters, ...).
+  static bool pollUntil(const std::function<bool()>& pred,
+                        std::chrono::milliseconds timeout = 5000ms) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+
+  // Waits (bounded) until `pred` holds over the recorded events (woken by the callbacks).
   bool waitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, timeout, pred);
@@ -77,12 +88,12 @@ class AdsFixture : public ::testing::Test {
   bool waitForStatus(const std::string& node_id, std::string_view type_url,
                      const std::function<bool(const TypeStatus&)>& pred,
                      std::chrono::milliseconds timeout = 5000ms) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      if (auto st = typeStatus(node_id, type_url); st && pred(*st)) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return false;
+    return pollUntil(
+        [&] {
+          auto st = typeStatus(node_id, type_url);
+          return st && pred(*st);
+        },
+        timeout);
   }
 
   SnapshotCache cache_;

@@ -36,6 +36,7 @@ class StreamBase {
  public:
   virtual ~StreamBase() = default;
   virtual ProxyStatus statusCopy() = 0;
+  virtual std::string nodeId() = 0;
   virtual void finishByServer() = 0;
 };
 
@@ -200,6 +201,11 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
     s.connected_at = connected_at_;
     fillTypesLocked(s.types);
     return s;
+  }
+
+  std::string nodeId() override {
+    std::lock_guard lock(mu_);
+    return proxy_.id;
   }
 
   void finishByServer() override {
@@ -681,6 +687,9 @@ std::vector<ProxyStatus> AdsService::status() const {
 
 Metrics AdsService::metrics() const {
   Metrics m;
+  std::set<std::string> ids;
+  for (const auto& s : impl_->liveStreams()) ids.insert(s->nodeId());
+  m.connected_proxies = ids.size();
   m.connected_streams = impl_->connected.load();
   m.streams_total = impl_->streams_total.load();
   m.streams_rejected = impl_->streams_rejected.load();

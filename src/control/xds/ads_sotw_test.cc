@@ -319,11 +319,13 @@ TEST_F(AdsSotwTest, TwoProxiesGetTheirOwnSnapshotsAndDisconnectIsReported) {
 
   ASSERT_TRUE(waitFor([&] { return connected_.size() == 2; }));
   EXPECT_EQ(server_->metrics().connected_streams, 2u);
+  EXPECT_EQ(server_->metrics().connected_proxies, 2u);
   EXPECT_EQ(server_->status().size(), 2u);
   b.close();
   ASSERT_TRUE(waitFor([&] { return disconnected_.size() == 1; }));
   EXPECT_EQ(disconnected_[0], other);
   EXPECT_EQ(server_->metrics().connected_streams, 1u);
+  EXPECT_EQ(server_->metrics().connected_proxies, 1u);
   auto status = server_->status();
   ASSERT_EQ(status.size(), 1u);
   EXPECT_EQ(status[0].proxy.id, kNode);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -111,22 +112,42 @@ Snapshot echoSnapshot(const std::string& version, int backend_port, bool break_c
   return s;
 }
 
-class GrpcXdsClientTest : public AdsFixture {};
+class GrpcXdsClientTest : public AdsFixture {
+ protected:
+  // Writes a gRPC xDS bootstrap pointing at this test's ADS server; returns its path.
+  std::string writeBootstrap(const std::string& node_id, const std::string& tag) {
+    std::string path = ::testing::TempDir() + "/mast_xds_bootstrap_" + tag + "_" +
+                       std::to_string(::getpid()) + ".json";
+    std::ofstream f(path);
+    f << R"({"xds_servers":[{"server_uri":"127.0.0.1:)" << port_
+      << R"(","channel_creds":[{"type":"insecure"}],"server_features":["xds_v3"]}],)"
+      << R"("node":{"id":")" << node_id << R"(","cluster":"echo-client",)"
+      << R"("locality":{"region":"local"},"metadata":{"GENERATOR":"grpc","NAMESPACE":"default"}}})";
+    return path;
+  }
+
+  // First ACKed type URLs of `node_id`, in order.
+  std::vector<std::string> firstAcks(const std::string& node_id) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& a : acks_) {
+      if (a.node_id == node_id && std::find(out.begin(), out.end(), a.type_url) == out.end()) {
+        out.push_back(a.type_url);
+      }
+    }
+    return out;
+  }
+};
+
+const std::vector<std::string> kWalkOrder = {std::string(kListenerType), std::string(kRouteType),
+                                             std::string(kClusterType), std::string(kEndpointType)};
 
 TEST_F(GrpcXdsClientTest, GrpcResolverWalksLdsRdsCdsEdsCallsGoThroughAndNacksAreRecorded) {
   EchoBackend b1("b1"), b2("b2");
   ASSERT_GT(b1.port(), 0);
   ASSERT_GT(b2.port(), 0);
 
-  std::string bootstrap =
-      ::testing::TempDir() + "/mast_xds_bootstrap_" + std::to_string(::getpid()) + ".json";
-  {
-    std::ofstream f(bootstrap);
-    f << R"({"xds_servers":[{"server_uri":"127.0.0.1:)" << port_
-      << R"(","channel_creds":[{"type":"insecure"}],"server_features":["xds_v3"]}],)"
-      << R"("node":{"id":")" << kNodeId << R"(","cluster":"echo-client",)"
-      << R"("locality":{"region":"local"},"metadata":{"GENERATOR":"grpc","NAMESPACE":"default"}}})";
-  }
+  std::string bootstrap = writeBootstrap(kNodeId, "cpp");
   ::setenv("GRPC_XDS_BOOTSTRAP", bootstrap.c_str(), 1);
 
   cache_.setSnapshot(kNodeId, echoSnapshot("v1", b1.port()));
@@ -138,13 +159,9 @@ TEST_F(GrpcXdsClientTest, GrpcResolverWalksLdsRdsCdsEdsCallsGoThroughAndNacksAre
 
   // The client walked the chain: first ACK per type in LDS, RDS, CDS, EDS order.
   ASSERT_TRUE(waitFor([&] { return acks_.size() >= 4; }));
-  std::vector<std::string> first_acks;
   {
     std::lock_guard lock(mu_);
     for (const auto& a : acks_) {
-      if (std::find(first_acks.begin(), first_acks.end(), a.type_url) == first_acks.end()) {
-        first_acks.push_back(a.type_url);
-      }
       EXPECT_EQ(a.node_id, kNodeId);
       EXPECT_EQ(a.version, "v1");
     }
@@ -153,9 +170,7 @@ TEST_F(GrpcXdsClientTest, GrpcResolverWalksLdsRdsCdsEdsCallsGoThroughAndNacksAre
     EXPECT_EQ(connected_[0].namespace_, "default");
     EXPECT_NE(connected_[0].user_agent.find("gRPC"), std::string::npos) << connected_[0].user_agent;
   }
-  EXPECT_EQ(first_acks,
-            (std::vector<std::string>{std::string(kListenerType), std::string(kRouteType),
-                                      std::string(kClusterType), std::string(kEndpointType)}));
+  EXPECT_EQ(firstAcks(kNodeId), kWalkOrder);
   for (auto type : {kListenerType, kRouteType, kClusterType, kEndpointType}) {
     auto st = typeStatus(kNodeId, type);
     ASSERT_TRUE(st) << type;
@@ -207,6 +222,85 @@ TEST_F(GrpcXdsClientTest, GrpcResolverWalksLdsRdsCdsEdsCallsGoThroughAndNacksAre
   EXPECT_EQ(cds->pushes, cds_pushes + 1);  // v2 was not retried in between
 
   channel.reset();
+  ::unlink(bootstrap.c_str());
+}
+
+// The same walk from another process and another language binding: Debian's python3-grpcio
+// (/usr/bin/python3). The script runs concurrently and keeps calling until it reaches backend
+// b2, while this test pushes p1 (b1), an invalid p2 (NACKed), then p3 (b2).
+TEST_F(GrpcXdsClientTest, PythonGrpcioClientFollowsPushesAndNacksInvalidClusters) {
+  if (std::system("/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 has no grpc module (Debian package python3-grpcio)";
+  }
+  EchoBackend b1("b1"), b2("b2");
+  const std::string py_node = "sidecar~127.0.0.2~py-client.default~default.svc.cluster.local";
+  cache_.setSnapshot(py_node, echoSnapshot("p1", b1.port()));
+  std::string bootstrap = writeBootstrap(py_node, "py");
+  std::string cmd = "GRPC_XDS_BOOTSTRAP=" + bootstrap + " timeout 60 /usr/bin/python3 " +
+                    MAST_XDS_PY_CLIENT + " " + kTarget + " b2: 45 2>&1";
+  FILE* py = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(py, nullptr);
+  // Reap the script on every exit path (its own timeout bounds it).
+  std::string output;
+  auto finish = [&] {
+    if (py == nullptr) return -1;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, py) != nullptr) output += buf;
+    int rc = ::pclose(py);
+    py = nullptr;
+    return rc;
+  };
+  struct Reaper {
+    std::function<int()> fn;
+    ~Reaper() { fn(); }
+  } reaper{finish};
+
+  auto acked = [&](const std::string& version) {
+    int n = 0;
+    for (const auto& a : acks_) n += a.node_id == py_node && a.version == version;
+    return n;
+  };
+  // p1 reaches b1 through the walk.
+  ASSERT_TRUE(waitFor([&] { return acked("p1") >= 4; }, 30s)) << "python never synced p1";
+  ASSERT_TRUE(pollUntil([&] { return b1.calls() > 0; }, 30s)) << "python never reached b1";
+  EXPECT_EQ(firstAcks(py_node), kWalkOrder);
+
+  // p2 has a cluster gRPC cannot use: NACKed and recorded.
+  cache_.setSnapshot(py_node, echoSnapshot("p2", b1.port(), /*break_cluster=*/true));
+  ASSERT_TRUE(waitFor(
+      [&] {
+        return std::any_of(nacks_.begin(), nacks_.end(),
+                           [&](const AckEvent& n) { return n.node_id == py_node; });
+      },
+      10s));
+  auto cds = typeStatus(py_node, kClusterType);
+  ASSERT_TRUE(cds);
+  EXPECT_EQ(cds->state, SyncState::kError);
+  EXPECT_EQ(cds->nacked_version, "p2");
+  EXPECT_EQ(cds->acked_version, "p1");
+  EXPECT_NE(cds->error_message.find("lb_policy"), std::string::npos) << cds->error_message;
+
+  // p3 moves the endpoints to b2: the script gets there and exits 0.
+  cache_.setSnapshot(py_node, echoSnapshot("p3", b2.port()));
+  auto t0 = std::chrono::steady_clock::now();
+  int rc = finish();
+  std::printf("python client (exit %d, %lld ms after p3):\n%s", rc,
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - t0)
+                                         .count()),
+              output.c_str());
+  EXPECT_EQ(rc, 0) << output;
+  EXPECT_NE(output.find("b1:py"), std::string::npos) << output;
+  EXPECT_NE(output.find("b2:py"), std::string::npos) << output;
+  EXPECT_GT(b2.calls(), 0);
+
+  // The process is gone: its stream is reported disconnected.
+  EXPECT_TRUE(waitFor(
+      [&] {
+        return std::find(disconnected_.begin(), disconnected_.end(), py_node) !=
+               disconnected_.end();
+      },
+      10s));
   ::unlink(bootstrap.c_str());
 }
 

@@ -47,6 +47,7 @@ struct ProxyStatus {
 };
 
 struct Metrics {
+  uint64_t connected_proxies = 0;  // gauge: distinct node ids with at least one open stream
   uint64_t connected_streams = 0;  // gauge: streams with a known node
   uint64_t streams_total = 0;      // counter: streams that identified a node
   uint64_t streams_rejected = 0;   // counter: missing node / onProxyConnected refused
