@@ -111,6 +111,20 @@ std::string formatDuration(int64_t nanos) {
   return buf;
 }
 
+// Standard or URL-safe base64, padding optional (what protobuf's JSON parser accepts).
+bool isBase64(const std::string& s) {
+  size_t n = s.size();
+  while (n > 0 && s[n - 1] == '=') --n;
+  if (s.size() - n > 2) return false;
+  for (size_t i = 0; i < n; ++i) {
+    char c = s[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/' || c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return n % 4 != 1;
+}
+
 // Adds alias line entries: every path under `from` is also known under `to`.
 void aliasLines(std::map<std::string, int>& lines, const std::string& from, const std::string& to) {
   std::vector<std::pair<std::string, int>> add;
@@ -183,6 +197,8 @@ void checkSingular(nlohmann::json& j, const pb::FieldDescriptor* f, const std::s
       if (!j.is_string()) {
         errors.push_back({path, std::string("expected a string, got ") + jsonTypeName(j) +
                                     " (quote the value)"});
+      } else if (f->type() == pb::FieldDescriptor::TYPE_BYTES && !isBase64(j.get<std::string>())) {
+        errors.push_back({path, "expected base64-encoded bytes"});
       }
       return;
     case pb::FieldDescriptor::CPPTYPE_BOOL:

@@ -41,7 +41,11 @@ TEST(ParseBookinfo, EverySampleIsValid) {
                  {"virtual-service-ratings-test-delay.yaml", 1},
                  {"virtual-service-ratings-test-abort.yaml", 1},
                  {"egress-rule-google-apis.yaml", 3},
-                 {"service-entry-examples.yaml", 15}};
+                 {"service-entry-examples.yaml", 15},
+                 {"destination-rule-all-mtls.yaml", 4},
+                 {"destination-rule-reviews.yaml", 1},
+                 {"fault-injection-details-v1.yaml", 2},
+                 {"certmanager-gateway.yaml", 2}};
   for (const auto& s : samples) {
     ParsedFile f = parseTestdata(s.file);
     std::vector<std::string> errors;
@@ -277,6 +281,42 @@ spec:
               ElementsAre("t.yaml: document 1 (VirtualService default/r): line 11: "
                           "spec.http[0].match[0].uri.prefix: only one of \"exact\" and \"prefix\" "
                           "may be set"));
+}
+
+TEST(Parse, DirectResponseBytesMustBeBase64) {
+  auto f = parseFile("t.yaml", R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: r
+spec:
+  hosts: [r]
+  http:
+  - directResponse:
+      status: 503
+      body:
+        bytes: "bm90IHRvZGF5"
+)");
+  ASSERT_THAT(f.errors(), ::testing::IsEmpty());
+  EXPECT_EQ(f.documents[0]
+                .resource->specAs<net::VirtualService>()
+                ->http(0)
+                .direct_response()
+                .body()
+                .bytes(),
+            "not today");
+  EXPECT_THAT(errorsOf(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: r
+spec:
+  hosts: [r]
+  http:
+  - directResponse:
+      status: 503
+      body: {bytes: "not base64!"}
+)"),
+              ElementsAre("t.yaml: document 1 (VirtualService default/r): line 10: "
+                          "spec.http[0].directResponse.body.bytes: expected base64-encoded bytes"));
 }
 
 TEST(Parse, EnvelopeErrors) {

@@ -56,7 +56,7 @@ TEST(ConfigStore, LoadsBookinfoTestdataDirectory) {
   auto errors = store.loadDirectory(MAST_CONFIG_TESTDATA);
   // Every sample document is valid; the only reports are the samples that redefine the
   // reviews/ratings VirtualServices in other files (alternatives meant to be applied in turn).
-  EXPECT_EQ(errors.size(), 4u);
+  EXPECT_EQ(errors.size(), 11u);
   for (const auto& e : errors) {
     EXPECT_THAT(e.toString(), ::testing::HasSubstr("already defined in")) << e.toString();
   }
@@ -68,7 +68,14 @@ TEST(ConfigStore, LoadsBookinfoTestdataDirectory) {
   EXPECT_EQ(snap->list(Kind::kDestinationRule, "default").size(), 6u);
   EXPECT_EQ(snap->list(Kind::kServiceEntry).size(), 10u);
   EXPECT_EQ(snap->list(Kind::kWorkloadEntry).size(), 2u);
-  EXPECT_EQ(snap->list(Kind::kGateway).size(), 2u);
+  EXPECT_EQ(snap->list(Kind::kGateway).size(), 3u);
+  EXPECT_NE(snap->get(Kind::kVirtualService, "istio-system", "cert-manager"), nullptr);
+  // "destination-rule-all-mtls.yaml" sorts before "destination-rule-all.yaml".
+  auto reviews_dr = snap->get(Kind::kDestinationRule, "default", "reviews");
+  ASSERT_NE(reviews_dr, nullptr);
+  EXPECT_THAT(reviews_dr->source_file, ::testing::EndsWith("destination-rule-all-mtls.yaml"));
+  EXPECT_EQ(reviews_dr->specAs<net::DestinationRule>()->traffic_policy().tls().mode(),
+            net::ClientTLSSettings::ISTIO_MUTUAL);
   auto reviews = snap->get(kReviewsVs);
   ASSERT_NE(reviews, nullptr);
   // "virtual-service-all-v1.yaml" sorts before "virtual-service-reviews-*.yaml".
