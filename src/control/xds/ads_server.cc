@@ -146,11 +146,21 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
     }
     dispatch(events);
     pump();
+    // Never StartRead after Finish: `read_starting_` holds Finish off (requestFinish and
+    // OnWriteDone defer to here) while the read is being started.
     {
       std::lock_guard lock(mu_);
       if (finishing()) return;
+      read_starting_ = true;
     }
     this->StartRead(&req_);
+    bool finish_now = false;
+    {
+      std::lock_guard lock(mu_);
+      read_starting_ = false;
+      finish_now = finishReadyLocked();
+    }
+    if (finish_now) this->Finish(finish_status_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -162,7 +172,7 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
         finish_pending_ = true;
         finish_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
       }
-      if (finish_pending_ && !finish_called_) finish_now = finish_called_ = true;
+      finish_now = finishReadyLocked();
     }
     if (finish_now) {
       this->Finish(finish_status_);
@@ -230,8 +240,6 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
   virtual void markAllDirtyLocked() = 0;
   virtual void fillTypesLocked(std::map<std::string, TypeStatus>& out) = 0;
 
-  static const envoy::config::core::v3::Node& nodeOf(const Req& req) { return req.node(); }
-
   std::string nextNonce() { return std::to_string(++nonce_counter_); }
 
   // Shared ACK/NACK bookkeeping for one type. `status` is the type's TypeStatus.
@@ -273,6 +281,14 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
 
  private:
   bool finishing() const { return finish_pending_ || closed_; }
+
+  // Finish is called exactly once, when asked for and no write or read start is in progress;
+  // true means "the caller must call Finish now".
+  bool finishReadyLocked() {
+    if (!finish_pending_ || finish_called_ || writing_ || read_starting_) return false;
+    finish_called_ = true;
+    return true;
+  }
 
   // First request: parse the node, ask the owner, start watching the node's snapshot.
   bool identify(const Req& req) {
@@ -344,7 +360,7 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
       if (finish_pending_) return;
       finish_pending_ = true;
       finish_status_ = std::move(status);
-      if (!writing_) now = finish_called_ = true;
+      now = finishReadyLocked();
     }
     if (now) this->Finish(finish_status_);
   }
@@ -362,6 +378,7 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
   std::mutex mu_;
   std::chrono::system_clock::time_point connected_at_{};
   bool writing_ = false;
+  bool read_starting_ = false;
   bool finish_pending_ = false;
   bool finish_called_ = false;
   bool closed_ = false;
