@@ -266,6 +266,29 @@ class DocumentParser {
   ParsedDocument& out_;
 };
 
+bool isKubernetesList(const nlohmann::json& j) {
+  return j.is_object() && j.contains("kind") && j["kind"] == "List" && j.contains("items") &&
+         j["items"].is_array();
+}
+
+// items[i] of a List as a document of its own; lines keep their file positions (paths lose
+// the "items[i]." prefix, the line still points at the right place).
+YamlDocument listItem(const YamlDocument& list, size_t i) {
+  YamlDocument item;
+  item.json = list.json["items"][i];
+  std::string prefix = "items[" + std::to_string(i) + "]";
+  for (auto it = list.lines.lower_bound(prefix); it != list.lines.end(); ++it) {
+    const std::string& p = it->first;
+    if (p.compare(0, prefix.size(), prefix) != 0) break;
+    if (p.size() == prefix.size()) {
+      item.lines[""] = it->second;
+    } else if (p[prefix.size()] == '.') {
+      item.lines[p.substr(prefix.size() + 1)] = it->second;
+    }
+  }
+  return item;
+}
+
 }  // namespace
 
 std::string ConfigError::toString() const {
@@ -323,9 +346,24 @@ ParsedFile parseFile(std::string_view file_name, std::string_view contents) {
     bool first = true;
     for (auto& doc : *docs) {
       if (doc.json.is_null()) continue;
-      ParsedDocument current;
-      current.index = first ? pd.index : ++index;
+      int doc_index = first ? pd.index : ++index;
       first = false;
+      if (isKubernetesList(doc.json)) {
+        // `kubectl get ... -o yaml` output: every item is a resource of this document.
+        auto& items = doc.json["items"];
+        for (size_t i = 0; i < items.size(); ++i) {
+          YamlDocument item = listItem(doc, i);
+          ParsedDocument current;
+          current.index = doc_index;
+          DocumentParser parser(file_name, doc_index, item, current);
+          parser.run();
+          parser.sortErrors();
+          out.documents.push_back(std::move(current));
+        }
+        continue;
+      }
+      ParsedDocument current;
+      current.index = doc_index;
       DocumentParser parser(file_name, current.index, doc, current);
       parser.run();
       parser.sortErrors();

@@ -438,6 +438,49 @@ spec:
   EXPECT_EQ(f.documents[0].key->toString(), "VirtualService default/reviews");
 }
 
+TEST(Parse, KubernetesListOutput) {
+  auto f = parseFile("list.yaml", R"(apiVersion: v1
+items:
+- apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata:
+    name: reviews
+    namespace: default
+    uid: 6d0b0c0e-0000-4000-8000-000000000001
+  spec:
+    host: reviews
+- apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata:
+    name: ratings
+    namespace: default
+  spec:
+    host: ratings
+    subsets:
+    - name: ""
+kind: List
+metadata:
+  resourceVersion: ""
+)");
+  ASSERT_EQ(f.documents.size(), 2u);
+  ASSERT_TRUE(f.documents[0].resource.has_value());
+  EXPECT_EQ(f.documents[0].resource->key().toString(), "DestinationRule default/reviews");
+  EXPECT_FALSE(f.documents[1].resource.has_value());
+  EXPECT_THAT(errorsOf(R"(apiVersion: v1
+kind: List
+items:
+- apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {name: ratings}
+  spec:
+    host: ratings
+    subsets:
+    - name: ""
+)"),
+              ElementsAre("t.yaml: document 1 (DestinationRule default/ratings): line 10: "
+                          "spec.subsets[0].name: subset name cannot be empty"));
+}
+
 TEST(Parse, JsonFile) {
   auto f = parseFile("se.json", R"({
   "apiVersion": "networking.istio.io/v1alpha3",

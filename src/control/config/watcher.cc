@@ -161,6 +161,12 @@ void DirectoryWatcher::run() {
         if (ev->len == 0) continue;
         std::string name(ev->name);
         std::string path = it->second + "/" + name;
+        if (name == "..data") {
+          // A Kubernetes ConfigMap/Secret volume swapped its "..data" symlink: the visible
+          // files are symlinks through it and produce no events of their own.
+          rescan_ = true;
+          continue;
+        }
         if (ev->mask & IN_ISDIR) {
           // A directory appeared (watch it and read what is already inside) or went away.
           if (!name.empty() && name[0] != '.') rescan_ = true;

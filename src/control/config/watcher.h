@@ -7,7 +7,8 @@
 //    write temp files and rename them into place; `mastctl apply` does the same). Each batch is
 //    one ConfigStore::applyChanges call, i.e. at most one version bump.
 //  - Files: *.yaml, *.yml, *.json (not hidden). New subdirectories are watched as they appear;
-//    an inotify queue overflow triggers a full rescan.
+//    an inotify queue overflow triggers a full rescan, and so does a Kubernetes ConfigMap volume
+//    update (the atomic swap of its "..data" symlink).
 //  - `on_batch` (optional) runs on the watcher thread after each applied batch with that batch's
 //    errors (useful for logging).
 #include <atomic>

@@ -143,6 +143,30 @@ TEST(DirectoryWatcher, WriterAppliesAreSeen) {
   for (const auto& f : store.files()) EXPECT_EQ(f.find("/."), std::string::npos) << f;
 }
 
+// A Kubernetes ConfigMap volume: files are symlinks through "..data", which the kubelet swaps
+// atomically on update.
+TEST(DirectoryWatcher, FollowsConfigMapVolumeUpdates) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  fs::create_directories(dir.file("..2024_01_01_00_00_00.1"));
+  writeFile(dir.file("..2024_01_01_00_00_00.1/vs.yaml"), reviewsVs("v1"));
+  fs::create_directory_symlink("..2024_01_01_00_00_00.1", dir.file("..data"));
+  fs::create_symlink("..data/vs.yaml", dir.file("vs.yaml"));
+  ConfigStore store;
+  DirectoryWatcher watcher(store, dir.path(), 20ms);
+  ASSERT_TRUE(watcher.start().ok());
+  EXPECT_EQ(subsetOf(store), "v1");
+  EXPECT_EQ(store.files().size(), 1u);
+
+  fs::create_directories(dir.file("..2024_01_01_00_01_00.2"));
+  writeFile(dir.file("..2024_01_01_00_01_00.2/vs.yaml"), reviewsVs("v2"));
+  fs::create_directory_symlink("..2024_01_01_00_01_00.2", dir.file("..data_tmp"));
+  fs::rename(dir.file("..data_tmp"), dir.file("..data"));
+  fs::remove_all(dir.file("..2024_01_01_00_00_00.1"));
+  ASSERT_TRUE(eventually([&] { return subsetOf(store) == "v2"; }));
+  EXPECT_EQ(store.files().size(), 1u);
+}
+
 TEST(DirectoryWatcher, StartFailsForMissingDirectory) {
   ConfigStore store;
   DirectoryWatcher watcher(store, "/nonexistent/mast-config-dir");
