@@ -229,7 +229,7 @@ def raw(port, data, read_timeout=3.0):
 
 
 def basic_config(cluster_port, route_extra="", cluster_extra="", hcm_extra="", vhost_extra="",
-                 routes=None, clusters_extra=""):
+                 routes=None, clusters_extra="", filters=""):
     routes = routes or """
               - match: { prefix: "/" }
                 route: { cluster: backend%s }""" % route_extra
@@ -254,7 +254,7 @@ static_resources:
               domains: ["*"]
 %s
               routes:%s
-          http_filters:
+          http_filters:%s
           - name: envoy.filters.http.router
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
   clusters:
@@ -268,4 +268,4 @@ static_resources:
       - lb_endpoints:
         - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } }
 %s
-""" % (hcm_extra, vhost_extra, routes, cluster_extra, cluster_port, clusters_extra)
+""" % (hcm_extra, vhost_extra, routes, filters, cluster_extra, cluster_port, clusters_extra)

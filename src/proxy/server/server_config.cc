@@ -10,6 +10,7 @@
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "proxy/access_log/access_log.h"
 #include "proxy/config/bootstrap.h"
+#include "proxy/filters/registry.h"
 #include "proxy/router/route_table.h"
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/hcm_stats.h"
@@ -41,25 +42,30 @@ Result<std::shared_ptr<const net::TlsContext>> downstreamTls(const google::proto
   const auto& common = ctx.common_tls_context();
   for (const auto& a : common.alpn_protocols()) c.alpn.push_back(a);
   if (common.tls_certificates_size() == 0) {
-    return Error{path + ".common_tls_context.tls_certificates: a certificate is required (SDS "
-                        "arrives with the control plane)"};
+    return Error{path +
+                 ".common_tls_context.tls_certificates: a certificate is required (SDS "
+                 "arrives with the control plane)"};
   }
   const auto& cert = common.tls_certificates(0);
   auto chain = net::readDataSource(cert.certificate_chain().filename(),
                                    cert.certificate_chain().inline_string());
-  if (!chain) return Error{path + ".common_tls_context.tls_certificates[0].certificate_chain: " + chain.error()};
+  if (!chain)
+    return Error{path +
+                 ".common_tls_context.tls_certificates[0].certificate_chain: " + chain.error()};
   auto key = net::readDataSource(cert.private_key().filename(), cert.private_key().inline_string());
-  if (!key) return Error{path + ".common_tls_context.tls_certificates[0].private_key: " + key.error()};
+  if (!key)
+    return Error{path + ".common_tls_context.tls_certificates[0].private_key: " + key.error()};
   c.cert_chain_pem = *chain;
   c.private_key_pem = *key;
   if (common.has_validation_context()) {
     const auto& vc = common.validation_context();
     auto ca = net::readDataSource(vc.trusted_ca().filename(), vc.trusted_ca().inline_string());
-    if (!ca) return Error{path + ".common_tls_context.validation_context.trusted_ca: " + ca.error()};
+    if (!ca)
+      return Error{path + ".common_tls_context.validation_context.trusted_ca: " + ca.error()};
     c.trusted_ca_pem = *ca;
   }
-  c.require_client_certificate = ctx.has_require_client_certificate() &&
-                                 ctx.require_client_certificate().value();
+  c.require_client_certificate =
+      ctx.has_require_client_certificate() && ctx.require_client_certificate().value();
   auto t = net::TlsContext::createServer(c);
   if (!t) return Error{path + ": " + t.error()};
   return *t;
@@ -72,7 +78,8 @@ Status Server::loadConfig() {
   if (!b) return Error{b.error()};
   bootstrap_ = std::move(*b);
   if (!opts_.service_node.empty()) bootstrap_->mutable_node()->set_id(opts_.service_node);
-  if (!opts_.service_cluster.empty()) bootstrap_->mutable_node()->set_cluster(opts_.service_cluster);
+  if (!opts_.service_cluster.empty())
+    bootstrap_->mutable_node()->set_cluster(opts_.service_cluster);
   if (!opts_.service_zone.empty()) {
     bootstrap_->mutable_node()->mutable_locality()->set_zone(opts_.service_zone);
   }
@@ -132,6 +139,7 @@ Result<std::shared_ptr<const HcmConfig>> Server::buildHcm(const google::protobuf
   accesslog::AccessLogManager& logs = *access_logs_;
   hcmv3::HttpConnectionManager h;
   any.UnpackTo(&h);
+  filters::FilterContext fctx{stats_.get(), h.stat_prefix()};
   auto cfg = std::make_shared<HcmConfig>();
   cfg->stat_prefix = h.stat_prefix();
   switch (h.codec_type()) {
@@ -153,19 +161,25 @@ Result<std::shared_ptr<const HcmConfig>> Server::buildHcm(const google::protobuf
       cfg->suppress_envoy_headers = r.suppress_envoy_headers();
       continue;
     }
-    if (f.is_optional()) {
-      MAST_LOG(WARN, "{}.http_filters[{}]: optional filter '{}' is not supported; skipped", path, i,
-               t);
+    std::string fpath = path + ".http_filters[" + std::to_string(i) + "]";
+    if (filters::isKnownFilterType(t)) {
+      auto factory = filters::createFilterFactory(f, fpath, fctx);
+      if (!factory) return Error{factory.error()};
+      cfg->filters.emplace_back(f.name().empty() ? t : f.name(), *factory);
       continue;
     }
-    return Error{path + ".http_filters[" + std::to_string(i) + "]: HTTP filter '" + t +
+    if (f.is_optional()) {
+      MAST_LOG(WARN, "{}: optional filter '{}' is not supported; skipped", fpath, t);
+      continue;
+    }
+    return Error{fpath + ": HTTP filter '" + (t.empty() ? f.name() : t) +
                  "' is not available in this build"};
   }
-  router::PerFilterConfigFactory pf = [](const std::string& name,
-                                         const google::protobuf::Any&) -> Result<std::shared_ptr<const void>> {
-    // Per-route configs of filters this build does not run are ignored, like Envoy does for
-    // filters that are not in the chain.
-    return std::shared_ptr<const void>();
+  // Per-route configs of filters this build does not run are ignored (createPerRouteConfig
+  // returns null for them), like Envoy does for filters that are not in the chain.
+  router::PerFilterConfigFactory pf = [fctx](const std::string& name,
+                                             const google::protobuf::Any& any) {
+    return filters::createPerRouteConfig(name, any, "", fctx);
   };
   if (h.has_rds()) {
     if (h.rds().route_config_name().empty()) {
@@ -200,7 +214,8 @@ Result<std::shared_ptr<const HcmConfig>> Server::buildHcm(const google::protobuf
     cfg->max_requests_per_connection =
         h.common_http_protocol_options().max_requests_per_connection().value();
   }
-  if (h.has_max_request_headers_kb()) cfg->max_request_headers_kb = h.max_request_headers_kb().value();
+  if (h.has_max_request_headers_kb())
+    cfg->max_request_headers_kb = h.max_request_headers_kb().value();
   if (h.has_normalize_path()) cfg->normalize_path = h.normalize_path().value();
   cfg->merge_slashes = h.merge_slashes();
   cfg->stats = std::make_shared<HcmStats>(store, cfg->stat_prefix);
@@ -240,7 +255,8 @@ Result<std::shared_ptr<const TcpProxyConfig>> buildTcpProxy(const google::protob
 Status Server::buildListeners() {
   const auto& sr = bootstrap_->static_resources();
   for (int li = 0; li < sr.listeners_size(); ++li) {
-    std::string lpath = opts_.config_path + ": static_resources.listeners[" + std::to_string(li) + "]";
+    std::string lpath =
+        opts_.config_path + ": static_resources.listeners[" + std::to_string(li) + "]";
     auto cfg = buildListener(sr.listeners(li), lpath);
     if (!cfg) return Error{cfg.error()};
     ListenerEntry e;
@@ -272,7 +288,8 @@ Result<std::shared_ptr<ListenerConfig>> Server::buildListener(
     }
     for (const auto& lf : l.listener_filters()) {
       std::string t = lf.has_typed_config() ? typeName(lf.typed_config()) : lf.name();
-      if (t.find("tls_inspector") != std::string::npos || t.find("TlsInspector") != std::string::npos) {
+      if (t.find("tls_inspector") != std::string::npos ||
+          t.find("TlsInspector") != std::string::npos) {
         cfg->tls_inspector = true;
       } else if (t.find("original_dst") != std::string::npos ||
                  t.find("OriginalDst") != std::string::npos) {
@@ -289,15 +306,20 @@ Result<std::shared_ptr<ListenerConfig>> Server::buildListener(
       const auto& m = fc.filter_chain_match();
       if (m.has_destination_port()) c.match.destination_port = m.destination_port().value();
       for (const auto& r : m.prefix_ranges()) {
-        auto cidr = net::parseCidr(r.address_prefix(), r.has_prefix_len() ? r.prefix_len().value()
-                                                                            : (r.address_prefix().find(':') != std::string::npos ? 128 : 32));
+        auto cidr = net::parseCidr(
+            r.address_prefix(),
+            r.has_prefix_len() ? r.prefix_len().value()
+                               : (r.address_prefix().find(':') != std::string::npos ? 128 : 32));
         if (!cidr) return Error{cpath + ".filter_chain_match.prefix_ranges: " + cidr.error()};
         c.match.prefix_ranges.push_back(*cidr);
       }
       for (const auto& r : m.source_prefix_ranges()) {
-        auto cidr = net::parseCidr(r.address_prefix(), r.has_prefix_len() ? r.prefix_len().value()
-                                                                            : (r.address_prefix().find(':') != std::string::npos ? 128 : 32));
-        if (!cidr) return Error{cpath + ".filter_chain_match.source_prefix_ranges: " + cidr.error()};
+        auto cidr = net::parseCidr(
+            r.address_prefix(),
+            r.has_prefix_len() ? r.prefix_len().value()
+                               : (r.address_prefix().find(':') != std::string::npos ? 128 : 32));
+        if (!cidr)
+          return Error{cpath + ".filter_chain_match.source_prefix_ranges: " + cidr.error()};
         c.match.source_prefix_ranges.push_back(*cidr);
       }
       for (uint32_t p : m.source_ports()) c.match.source_ports.push_back(p);
@@ -316,7 +338,8 @@ Result<std::shared_ptr<ListenerConfig>> Server::buildListener(
         const auto& f = fc.filters(fi);
         std::string fpath = cpath + ".filters[" + std::to_string(fi) + "].typed_config";
         std::string t = typeName(f.typed_config());
-        if (t == "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager") {
+        if (t ==
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager") {
           auto h = buildHcm(f.typed_config(), fpath);
           if (!h) return Error{h.error()};
           c.hcm = *h;
@@ -326,11 +349,13 @@ Result<std::shared_ptr<ListenerConfig>> Server::buildListener(
           c.tcp_proxy = *tp;
         }
       }
-      if (!c.hcm && !c.tcp_proxy) return Error{cpath + ".filters: a terminal network filter is required"};
+      if (!c.hcm && !c.tcp_proxy)
+        return Error{cpath + ".filters: a terminal network filter is required"};
       return c;
     };
     for (int ci = 0; ci < l.filter_chains_size(); ++ci) {
-      auto c = buildChain(l.filter_chains(ci), lpath + ".filter_chains[" + std::to_string(ci) + "]");
+      auto c =
+          buildChain(l.filter_chains(ci), lpath + ".filter_chains[" + std::to_string(ci) + "]");
       if (!c) return Error{c.error()};
       cfg->filter_chains.push_back(std::move(*c));
     }

@@ -15,6 +15,7 @@
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "proxy/filters/registry.h"
 #include "proxy/router/route_table.h"
 #include "proxy/server/active_listener.h"
 #include "proxy/server/cluster_manager.h"
@@ -377,9 +378,11 @@ Status Server::applyRoutes(const std::vector<google::protobuf::Any>& resources,
   std::map<std::string, std::pair<std::shared_ptr<envoy::config::route::v3::RouteConfiguration>,
                                   std::shared_ptr<const router::RouteTable>>>
       built;
-  router::PerFilterConfigFactory pf =
-      [](const std::string&, const google::protobuf::Any&) -> Result<std::shared_ptr<const void>> {
-    return std::shared_ptr<const void>();
+  // Per-route configs (fault, local_ratelimit, cors); other filters' configs are ignored.
+  filters::FilterContext fctx{stats_.get(), ""};
+  router::PerFilterConfigFactory pf = [fctx](const std::string& name,
+                                             const google::protobuf::Any& any) {
+    return filters::createPerRouteConfig(name, any, "", fctx);
   };
   for (size_t i = 0; i < resources.size(); ++i) {
     auto proto = std::make_shared<envoy::config::route::v3::RouteConfiguration>();
