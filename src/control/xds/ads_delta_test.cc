@@ -213,5 +213,31 @@ TEST_F(AdsDeltaTest, WildcardOnAnEmptyTypeAnswersOnceAndStaleNonceStillSubscribe
   EXPECT_TRUE(nacks_.empty() && acks_.empty());
 }
 
+TEST_F(AdsDeltaTest, ExplicitWildcardOnEdsAndDroppingIt) {
+  Snapshot s;
+  s.setVersion(kEndpointType, "e1");
+  ASSERT_TRUE(s.add(makeCla("x", "10.2.0.1", 80)));
+  ASSERT_TRUE(s.add(makeCla("y", "10.2.0.2", 80)));
+  cache_.setSnapshot(kNode, s);
+  DeltaClient client(port_, true);
+  ASSERT_TRUE(client.send(request(kEndpointType, {"*", "x"}, {}, kNode)));
+  auto r = client.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(versions(*r).size(), 2u);  // "*" works for any type
+  ASSERT_TRUE(client.send(ack(*r)));
+  // Drop the wildcard, keep x: y is forgotten, and a change to y is no longer pushed.
+  ASSERT_TRUE(client.send(request(kEndpointType, {}, {"*"})));
+  ASSERT_TRUE(waitForStatus(kNode, kEndpointType, [](const TypeStatus& t) { return !t.wildcard; }));
+  ASSERT_TRUE(s.add(makeCla("y", "10.2.0.2", 81)));
+  cache_.setSnapshot(kNode, s);
+  EXPECT_FALSE(client.read(300ms));
+  ASSERT_TRUE(s.add(makeCla("x", "10.2.0.1", 81)));
+  cache_.setSnapshot(kNode, s);
+  auto x = client.read();
+  ASSERT_TRUE(x);
+  EXPECT_EQ(versions(*x).size(), 1u);
+  EXPECT_TRUE(versions(*x).count("x"));
+}
+
 }  // namespace
 }  // namespace mast::control::xds::testing

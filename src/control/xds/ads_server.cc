@@ -14,20 +14,6 @@ namespace mast::control::xds {
 
 namespace discovery = envoy::service::discovery::v3;
 
-std::string_view syncStateName(SyncState state) {
-  switch (state) {
-    case SyncState::kNotSent:
-      return "NOT SENT";
-    case SyncState::kStale:
-      return "STALE";
-    case SyncState::kSynced:
-      return "SYNCED";
-    case SyncState::kError:
-      return "ERROR";
-  }
-  return "?";
-}
-
 namespace {
 
 // What a stream implementation hands back to the service (registry, status, shutdown), without

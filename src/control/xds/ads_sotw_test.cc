@@ -158,6 +158,11 @@ TEST_F(AdsSotwTest, NackIsRecordedAndNotResentUntilTheSnapshotChanges) {
   EXPECT_EQ(st->nacked_version, "v1");
   EXPECT_EQ(st->acked_version, "");
   EXPECT_EQ(server_->metrics().nacks_by_type[std::string(kClusterType)], 1u);
+  std::string table = formatStatusTable(server_->status());
+  EXPECT_NE(table.find("PROXY"), std::string::npos) << table;
+  EXPECT_NE(table.find(kNode + "   1 sotw   ERROR v1"), std::string::npos) << table;
+  EXPECT_NE(table.find("CDS rejected v1: cluster c2: unsupported lb_policy"), std::string::npos)
+      << table;
 
   // Not re-sent blindly: nothing arrives, and setting an identical snapshot changes nothing.
   EXPECT_FALSE(client.read(300ms));
@@ -403,6 +408,42 @@ TEST_F(AdsSotwTest, StopClosesOpenStreamsPromptly) {
   EXPECT_EQ(disconnected_.size(), 2u);  // reported before stop() returned
   // Snapshot changes after stop are harmless.
   cache_.setSnapshot(kNode, makeSnapshot("v2"));
+}
+
+TEST_F(AdsSotwTest, BurstsOfSnapshotsMergeAndTheLastOneWins) {
+  cache_.setSnapshot(kNode, makeSnapshot("v0"));
+  SotwClient client(port_, false);
+  ASSERT_TRUE(client.send(request(kClusterType, {}, kNode)));
+  auto first = client.read();
+  ASSERT_TRUE(first);
+  // 300 snapshots as fast as possible from another thread, while the client is ACKing.
+  const int kLast = 300;
+  std::thread setter([&] {
+    for (int i = 1; i <= kLast; ++i) {
+      Snapshot s;
+      s.setVersion(kClusterType, std::to_string(i));
+      EXPECT_TRUE(s.add(makeEdsCluster("c" + std::to_string(i % 7))));
+      cache_.setSnapshot(kNode, std::move(s));
+    }
+  });
+  int last_seen = 0, responses = 0;
+  while (last_seen != kLast) {
+    auto r = client.read(5000ms);
+    if (!r) break;
+    ++responses;
+    int v = std::stoi(r->version_info());
+    EXPECT_GT(v, last_seen) << "an older snapshot was pushed after a newer one";
+    last_seen = v;
+    EXPECT_EQ(r->resources_size(), 1);
+    client.send(ack(*r));
+  }
+  setter.join();
+  EXPECT_EQ(last_seen, kLast);
+  EXPECT_LE(responses, kLast);
+  std::printf("%d snapshots → %d responses\n", kLast, responses);
+  EXPECT_TRUE(waitForStatus(kNode, kClusterType, [&](const TypeStatus& t) {
+    return t.state == SyncState::kSynced && t.acked_version == std::to_string(kLast);
+  }));
 }
 
 }  // namespace

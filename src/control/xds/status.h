@@ -58,4 +58,10 @@ struct Metrics {
   std::map<std::string, uint64_t> nacks_by_type;
 };
 
+// A text table like `istioctl proxy-status`: one row per stream, one column per type
+// (CDS LDS EDS RDS, plus SDS/others when any stream has them). A cell is the state, with the
+// version sent when there is one ("SYNCED v3", "STALE v4", "ERROR v4", "NOT SENT"); a "-" when
+// the proxy never asked for the type. NACK messages follow the table, one line each.
+std::string formatStatusTable(const std::vector<ProxyStatus>& status);
+
 }  // namespace mast::control::xds
