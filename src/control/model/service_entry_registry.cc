@@ -1,0 +1,144 @@
+#include "control/model/service_entry_registry.h"
+
+#include <algorithm>
+
+#include "control/model/host.h"
+#include "istio/networking/v1alpha3/service_entry.pb.h"
+
+namespace mast::control::model {
+
+namespace net = istio::networking::v1alpha3;
+
+namespace {
+
+constexpr std::string_view kTlsModeLabel = "security.istio.io/tlsMode";
+
+std::map<std::string, std::string> toMap(const google::protobuf::Map<std::string, std::string>& m) {
+  return {m.begin(), m.end()};
+}
+
+}  // namespace
+
+ServiceEntryRegistry::ServiceEntryRegistry(const config::ConfigSnapshot& snapshot,
+                                           const std::vector<WorkloadInstance>& instances) {
+  auto entries = snapshot.list(config::Kind::kWorkloadEntry);
+  for (const auto& res : snapshot.list(config::Kind::kServiceEntry)) {
+    const auto* se = res->specAs<net::ServiceEntry>();
+    if (!se) continue;
+    const std::string& ns = res->metadata.ns;
+    auto source = std::make_shared<Source>();
+    for (const auto& ep : se->endpoints()) {
+      if (ep.address().empty() || ep.address().rfind("unix://", 0) == 0) continue;
+      source->workloads.push_back({ep, "inline"});
+    }
+    if (se->has_workload_selector()) {
+      // Selection only within the ServiceEntry's namespace, as Istio does.
+      auto selector = toMap(se->workload_selector().labels());
+      for (const auto& we : entries) {
+        if (we->metadata.ns != ns) continue;
+        const auto* spec = we->specAs<net::WorkloadEntry>();
+        if (!spec || spec->address().empty()) continue;
+        // A WorkloadEntry's metadata labels count like its spec labels.
+        auto labels = toMap(spec->labels());
+        labels.insert(we->metadata.labels.begin(), we->metadata.labels.end());
+        if (!labelsMatch(selector, labels)) continue;
+        net::WorkloadEntry e = *spec;
+        for (const auto& [k, v] : labels) (*e.mutable_labels())[k] = v;
+        source->workloads.push_back(
+            {std::move(e), "WorkloadEntry " + ns + "/" + we->metadata.name});
+      }
+      for (const auto& wi : instances) {
+        if (wi.ns != ns || wi.entry.address().empty()) continue;
+        if (!labelsMatch(selector, toMap(wi.entry.labels()))) continue;
+        source->workloads.push_back({wi.entry, "WorkloadGroup instance " + ns + "/" + wi.name});
+      }
+    }
+    Resolution resolution = Resolution::kNone;
+    switch (se->resolution()) {
+      case net::ServiceEntry::STATIC:
+        resolution = Resolution::kStatic;
+        break;
+      case net::ServiceEntry::DNS:
+        resolution = Resolution::kDns;
+        break;
+      case net::ServiceEntry::DNS_ROUND_ROBIN:
+        resolution = Resolution::kDnsRoundRobin;
+        break;
+      default:
+        resolution = Resolution::kNone;
+        break;
+    }
+    std::vector<ServicePort> ports;
+    for (const auto& p : se->ports()) {
+      ServicePort sp;
+      sp.name = p.name();
+      sp.number = p.number();
+      sp.protocol =
+          p.protocol().empty() ? protocolFromPortName(p.name()) : parseProtocol(p.protocol());
+      sp.target_port = p.target_port();
+      ports.push_back(sp);
+    }
+    for (const auto& host : se->hosts()) {
+      auto svc = std::make_shared<Service>();
+      // ServiceEntry hosts are taken literally (Istio does not expand them).
+      svc->hostname = toLower(host);
+      svc->ns = ns;
+      svc->source = "ServiceEntry " + ns + "/" + res->metadata.name;
+      svc->creation_timestamp = res->metadata.creation_timestamp;
+      svc->addresses.assign(se->addresses().begin(), se->addresses().end());
+      svc->ports = ports;
+      svc->resolution = resolution;
+      svc->location = se->location() == net::ServiceEntry::MESH_INTERNAL ? Location::kMeshInternal
+                                                                         : Location::kMeshExternal;
+      svc->export_to.assign(se->export_to().begin(), se->export_to().end());
+      svc->subject_alt_names.assign(se->subject_alt_names().begin(), se->subject_alt_names().end());
+      auto svc_source = source;
+      // DNS services without endpoints resolve their own host name (not a wildcard).
+      if (source->workloads.empty() && !se->has_workload_selector() &&
+          (resolution == Resolution::kDns || resolution == Resolution::kDnsRoundRobin) &&
+          svc->hostname.find('*') == std::string::npos) {
+        auto own = std::make_shared<Source>();
+        net::WorkloadEntry e;
+        e.set_address(svc->hostname);
+        own->workloads.push_back({std::move(e), "host"});
+        svc_source = own;
+      }
+      sources_[svc.get()] = svc_source;
+      services_.push_back(std::move(svc));
+    }
+  }
+  std::stable_sort(services_.begin(), services_.end(), [](const auto& a, const auto& b) {
+    return std::tie(a->hostname, a->ns) < std::tie(b->hostname, b->ns);
+  });
+}
+
+std::vector<Endpoint> ServiceEntryRegistry::endpoints(const Service& service, uint32_t port) const {
+  std::vector<Endpoint> out;
+  auto it = sources_.find(&service);
+  const ServicePort* sp = service.port(port);
+  if (it == sources_.end() || !sp) return out;
+  for (const auto& w : it->second->workloads) {
+    const auto& e = w.entry;
+    Endpoint ep;
+    ep.address = e.address();
+    ep.service_port = sp->number;
+    // Port priority: the entry's ports map (by service port name) > targetPort > port number.
+    if (auto pit = e.ports().find(sp->name); !sp->name.empty() && pit != e.ports().end()) {
+      ep.port = pit->second;
+    } else {
+      ep.port = sp->target_port ? sp->target_port : sp->number;
+    }
+    ep.labels = toMap(e.labels());
+    ep.service_account = e.service_account();
+    ep.locality = e.locality();
+    ep.weight = e.weight();
+    ep.network = e.network();
+    auto tls = ep.labels.find(std::string(kTlsModeLabel));
+    ep.tls_istio = tls != ep.labels.end() ? tls->second == "istio" : !ep.service_account.empty();
+    ep.workload = w.origin;
+    out.push_back(std::move(ep));
+  }
+  return out;
+}
+
+}  // namespace mast::control::model

@@ -1,0 +1,87 @@
+#pragma once
+// Internal to translate: the per-generate() context and helpers shared by the cluster, route
+// and listener builders. Not a public header.
+#include <google/protobuf/any.pb.h>
+#include <google/protobuf/duration.pb.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/model/mesh_model.h"
+#include "control/translate/generate.h"
+#include "control/xds/proxy_info.h"
+
+namespace mast::control::translate::detail {
+
+enum class Flavor { kSidecar, kGateway, kProxyless };
+
+// Istio's magic names (spec §0.2).
+inline constexpr std::string_view kBlackHoleCluster = "BlackHoleCluster";
+inline constexpr std::string_view kPassthroughCluster = "PassthroughCluster";
+inline constexpr std::string_view kInboundPassthroughCluster = "InboundPassthroughCluster";
+inline constexpr uint32_t kVirtualOutboundPort = 15001;
+inline constexpr uint32_t kVirtualInboundPort = 15006;
+
+// A service port this proxy can reach.
+struct VisiblePort {
+  const model::Service* service;
+  const model::ServicePort* port;
+};
+
+// A port the proxy's own workload serves (it is an endpoint of some service).
+struct InboundPort {
+  const model::Service* service;
+  const model::ServicePort* service_port;
+  uint32_t target_port;
+  std::string address;  // the workload address the endpoint was registered with
+};
+
+struct Ctx {
+  const model::MeshModel& mesh;
+  const xds::ProxyInfo& proxy;
+  Flavor flavor = Flavor::kSidecar;
+  std::string ns;                    // the proxy's config namespace
+  std::string dns_domain;            // "<ns>.svc.cluster.local" unless the node id says otherwise
+  bool allow_any = true;             // outbound traffic policy (mesh, overridden by Sidecar)
+  std::vector<VisiblePort> ports;    // in scope, ordered by (hostname, port)
+  std::vector<InboundPort> inbound;  // de-duplicated by target port, in port order
+
+  // The DestinationRule that applies to `svc` for this proxy (cached per call).
+  const model::EffectiveDestinationRule* destinationRule(const model::Service& svc) const;
+  // The service a route destination names, as seen from this proxy (nullptr if unknown).
+  const model::Service* service(std::string_view host) const;
+  bool inScope(const model::Service& svc) const;
+
+  mutable std::map<const model::Service*, std::optional<model::EffectiveDestinationRule>> dr_cache;
+};
+
+std::string outboundClusterName(uint32_t port, std::string_view subset, std::string_view host);
+std::string inboundClusterName(uint32_t port);
+
+google::protobuf::Duration durationMs(int64_t ms);
+template <class T>
+google::protobuf::Any pack(const T& m) {
+  google::protobuf::Any a;
+  a.PackFrom(m);
+  return a;
+}
+// An Any carrying an empty message of `type` (for extensions whose proto Mast does not build).
+google::protobuf::Any emptyAny(std::string_view type);
+
+// Builders (clusters.cc, routes.cc, listeners.cc).
+void buildClusters(const Ctx& ctx, ProxyResources& out);
+void buildSidecarRoutes(const Ctx& ctx, ProxyResources& out);
+void buildGatewayRoutesAndListeners(const Ctx& ctx, ProxyResources& out);
+void buildProxylessRoutes(const Ctx& ctx, ProxyResources& out);
+void buildSidecarListeners(const Ctx& ctx, ProxyResources& out);
+void buildProxylessListeners(const Ctx& ctx, ProxyResources& out);
+
+// Host names a service answers to from this proxy (spec §3.2): FQDN, FQDN., short forms
+// relative to the proxy's DNS domain, VIPs. With `with_port` each is followed by "name:port".
+std::vector<std::string> serviceDomains(const Ctx& ctx, const model::Service& svc, uint32_t port,
+                                        bool with_port);
+
+}  // namespace mast::control::translate::detail

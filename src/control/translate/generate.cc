@@ -1,0 +1,245 @@
+#include "control/translate/generate.h"
+
+#include <algorithm>
+#include <set>
+
+#include "control/model/host.h"
+#include "control/translate/context.h"
+
+namespace mast::control::translate {
+
+namespace detail {
+
+std::string outboundClusterName(uint32_t port, std::string_view subset, std::string_view host) {
+  return "outbound|" + std::to_string(port) + "|" + std::string(subset) + "|" + std::string(host);
+}
+
+std::string inboundClusterName(uint32_t port) { return "inbound|" + std::to_string(port) + "||"; }
+
+google::protobuf::Duration durationMs(int64_t ms) {
+  google::protobuf::Duration d;
+  d.set_seconds(ms / 1000);
+  d.set_nanos(static_cast<int32_t>((ms % 1000) * 1000000));
+  return d;
+}
+
+google::protobuf::Any emptyAny(std::string_view type) {
+  google::protobuf::Any a;
+  a.set_type_url("type.googleapis.com/" + std::string(type));
+  return a;
+}
+
+const model::EffectiveDestinationRule* Ctx::destinationRule(const model::Service& svc) const {
+  auto it = dr_cache.find(&svc);
+  if (it == dr_cache.end()) {
+    it = dr_cache.emplace(&svc, mesh.destinationRule(ns, proxy.labels, svc)).first;
+  }
+  return it->second ? &*it->second : nullptr;
+}
+
+const model::Service* Ctx::service(std::string_view host) const {
+  return mesh.findService(host, ns);
+}
+
+bool Ctx::inScope(const model::Service& svc) const {
+  for (const auto& p : ports) {
+    if (p.service == &svc) return true;
+  }
+  return false;
+}
+
+namespace {
+
+std::vector<std::string> splitDots(std::string_view s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t d = s.find('.', start);
+    out.emplace_back(s.substr(start, d == std::string_view::npos ? s.npos : d - start));
+    if (d == std::string_view::npos) break;
+    start = d + 1;
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts, size_t from, size_t to) {
+  std::string out;
+  for (size_t i = from; i < to; ++i) {
+    if (!out.empty()) out += '.';
+    out += parts[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> serviceDomains(const Ctx& ctx, const model::Service& svc, uint32_t port,
+                                        bool with_port) {
+  std::vector<std::string> names;
+  const std::string& host = svc.hostname;
+  names.push_back(host);
+  if (host.find('*') == std::string::npos) {
+    names.push_back(host + ".");  // absolute FQDN (Istio 1.27+)
+    // Istio's generateAltVirtualHosts: the labels the host shares with the proxy's DNS domain
+    // can be left out by clients (search domains), so the unique prefix is a valid name.
+    auto h = splitDots(host);
+    auto d = splitDots(ctx.dns_domain);
+    size_t shared = 0;
+    while (shared < h.size() - 1 && shared < d.size() &&
+           h[h.size() - 1 - shared] == d[d.size() - 1 - shared]) {
+      ++shared;
+    }
+    if (shared > 0) {
+      size_t unique = h.size() - shared;
+      std::string unique_name = join(h, 0, unique);
+      names.push_back(unique_name);
+      if (unique == 1 && shared == d.size() && d.size() >= 2 && d[1] == "svc") {
+        // Same Kubernetes namespace: "reviews", "reviews.default.svc", "reviews.default".
+        names.push_back(unique_name + "." + d[0] + ".svc");
+        names.push_back(unique_name + "." + d[0]);
+      } else if (unique == 2) {
+        // "reviews.default" seen from another namespace also answers as "reviews.default.svc".
+        names.push_back(unique_name + "." + h[unique]);
+      }
+    }
+  }
+  for (const auto& a : svc.addresses) {
+    if (model::isIpAddress(a))
+      names.push_back(a.find(':') != std::string::npos ? "[" + a + "]" : a);
+  }
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& n : names) {
+    if (seen.insert(n).second) out.push_back(n);
+    if (with_port) {
+      std::string p = n + ":" + std::to_string(port);
+      if (seen.insert(p).second) out.push_back(p);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// Sidecar egress scoping (spec §8.4): "ns/dnsName" host entries per egress listener; a listener
+// with a port limits those services to that port. No Sidecar = "*/*".
+std::vector<VisiblePort> scopedPorts(const Ctx& ctx, const model::SidecarInfo* sidecar) {
+  std::vector<VisiblePort> out;
+  auto visible = ctx.mesh.servicesVisibleTo(ctx.ns);
+  std::set<std::pair<const model::Service*, uint32_t>> taken;
+  auto add = [&](const model::Service* svc, const model::ServicePort& p) {
+    if (p.protocol == model::Protocol::kUdp) return;  // never a listener or a cluster
+    if (taken.insert({svc, p.number}).second) out.push_back({svc, &p});
+  };
+  if (!sidecar || sidecar->spec->egress().empty()) {
+    for (const auto* svc : visible) {
+      for (const auto& p : svc->ports) add(svc, p);
+    }
+  } else {
+    for (const auto& egress : sidecar->spec->egress()) {
+      uint32_t only_port = egress.has_port() ? egress.port().number() : 0;
+      for (const auto& entry : egress.hosts()) {
+        auto slash = entry.find('/');
+        if (slash == std::string::npos || entry.find('/', slash + 1) != std::string::npos) continue;
+        std::string ns = entry.substr(0, slash);
+        std::string dns = entry.substr(slash + 1);
+        if (ns == ".") ns = ctx.ns;
+        if (ns == "~") continue;  // "~/*": import nothing
+        for (const auto* svc : visible) {
+          if (ns != "*" && svc->ns != ns) continue;
+          if (!model::hostMatches(dns, svc->hostname)) continue;
+          for (const auto& p : svc->ports) {
+            if (only_port == 0 || p.number == only_port) add(svc, p);
+          }
+        }
+      }
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const VisiblePort& a, const VisiblePort& b) {
+    return std::tie(a.service->hostname, a.service->ns, a.port->number) <
+           std::tie(b.service->hostname, b.service->ns, b.port->number);
+  });
+  return out;
+}
+
+// The proxy's own service instances: endpoints registered with one of its IPs.
+std::vector<InboundPort> inboundPorts(const Ctx& ctx) {
+  std::vector<InboundPort> out;
+  std::set<uint32_t> seen;
+  std::vector<std::string> ips = ctx.proxy.ips;
+  if (ips.empty() && !ctx.proxy.ip.empty()) ips.push_back(ctx.proxy.ip);
+  if (ips.empty()) return out;
+  // Oldest service first: it wins a target port claimed twice (Istio's rule).
+  std::vector<const model::Service*> services;
+  for (const auto& s : ctx.mesh.registry().services()) services.push_back(s.get());
+  std::stable_sort(services.begin(), services.end(), [](const auto* a, const auto* b) {
+    return a->creation_timestamp < b->creation_timestamp;
+  });
+  for (const auto* svc : services) {
+    for (const auto& sp : svc->ports) {
+      if (sp.protocol == model::Protocol::kUdp) continue;
+      for (const auto& ep : ctx.mesh.registry().endpoints(*svc, sp.number)) {
+        if (std::find(ips.begin(), ips.end(), ep.address) == ips.end()) continue;
+        if (ep.port == kVirtualInboundPort || ep.port == kVirtualOutboundPort) continue;
+        if (seen.insert(ep.port).second) out.push_back({svc, &sp, ep.port, ep.address});
+      }
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.target_port < b.target_port; });
+  return out;
+}
+
+}  // namespace
+
+}  // namespace detail
+
+ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& proxy) {
+  using namespace detail;
+  ProxyResources out;
+  Ctx ctx{mesh, proxy};
+  if (proxy.proxyless) {
+    ctx.flavor = Flavor::kProxyless;
+  } else if (proxy.type == xds::ProxyType::kSidecar) {
+    ctx.flavor = Flavor::kSidecar;
+  } else if (proxy.type == xds::ProxyType::kRouter) {
+    ctx.flavor = Flavor::kGateway;
+  } else {
+    return out;
+  }
+  ctx.ns = proxy.namespace_.empty() ? "default" : proxy.namespace_;
+  ctx.dns_domain = proxy.dns_domain.empty() ? ctx.ns + ".svc." + mesh.domainSuffix()
+                                            : model::toLower(proxy.dns_domain);
+  ctx.allow_any = !mesh.meshConfig().has_outbound_traffic_policy() ||
+                  mesh.meshConfig().outbound_traffic_policy().mode() !=
+                      istio::mesh::v1alpha1::MeshConfig::OutboundTrafficPolicy::REGISTRY_ONLY;
+  // Sidecar resources scope sidecars and proxyless clients; gateways see every exported service.
+  const model::SidecarInfo* sidecar = nullptr;
+  if (ctx.flavor != Flavor::kGateway) {
+    sidecar = mesh.sidecarFor(ctx.ns, proxy.labels);
+    if (sidecar && sidecar->spec->has_outbound_traffic_policy()) {
+      ctx.allow_any = sidecar->spec->outbound_traffic_policy().mode() ==
+                      istio::networking::v1alpha3::OutboundTrafficPolicy::ALLOW_ANY;
+    }
+  }
+  ctx.ports = scopedPorts(ctx, sidecar);
+  if (ctx.flavor == Flavor::kSidecar) ctx.inbound = inboundPorts(ctx);
+
+  buildClusters(ctx, out);
+  switch (ctx.flavor) {
+    case Flavor::kSidecar:
+      buildSidecarListeners(ctx, out);
+      buildSidecarRoutes(ctx, out);
+      break;
+    case Flavor::kGateway:
+      buildGatewayRoutesAndListeners(ctx, out);
+      break;
+    case Flavor::kProxyless:
+      buildProxylessListeners(ctx, out);
+      buildProxylessRoutes(ctx, out);
+      break;
+  }
+  return out;
+}
+
+}  // namespace mast::control::translate
