@@ -125,7 +125,20 @@ namespace {
 // with a port limits those services to that port. No Sidecar = "*/*".
 std::vector<VisiblePort> scopedPorts(const Ctx& ctx, const model::SidecarInfo* sidecar) {
   std::vector<VisiblePort> out;
-  auto visible = ctx.mesh.servicesVisibleTo(ctx.ns);
+  // One service per hostname (cluster and vhost names are per hostname): the one in the
+  // proxy's namespace, else the oldest definition (Istio's rule for duplicate hosts).
+  std::vector<const model::Service*> visible;
+  {
+    std::map<std::string, const model::Service*> by_host;
+    for (const auto* svc : ctx.mesh.servicesVisibleTo(ctx.ns)) {
+      auto [it, inserted] = by_host.emplace(svc->hostname, svc);
+      if (inserted || it->second->ns == ctx.ns) continue;
+      if (svc->ns == ctx.ns || svc->creation_timestamp < it->second->creation_timestamp) {
+        it->second = svc;
+      }
+    }
+    for (const auto& [_, svc] : by_host) visible.push_back(svc);
+  }
   std::set<std::pair<const model::Service*, uint32_t>> taken;
   auto add = [&](const model::Service* svc, const model::ServicePort& p) {
     if (p.protocol == model::Protocol::kUdp) return;  // never a listener or a cluster

@@ -15,6 +15,7 @@
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 
 namespace mast::control::translate {
 namespace {
@@ -329,6 +330,691 @@ TEST_F(TranslateTest, DomainsFromAnotherNamespaceHaveNoBareShortName) {
   EXPECT_TRUE(domains.count("reviews.default.svc.cluster.local"));
   // A proxy with no registered workload gets no inbound cluster.
   EXPECT_EQ(findCluster(r, "inbound|9080||"), nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DestinationRules and VirtualServices on sidecars
+
+TEST_F(TranslateTest, DestinationRuleAllAddsSubsetClustersWithLabelFilteredEndpoints) {
+  applyBookinfo("destination-rule-all.yaml");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  for (const char* s : {"v1", "v2", "v3"}) {
+    std::string name = std::string("outbound|9080|") + s + "|" + kReviews;
+    const auto* c = findCluster(r, name);
+    ASSERT_NE(c, nullptr) << name;
+    EXPECT_EQ(c->type(), cv3::Cluster::EDS);
+    EXPECT_EQ(c->eds_cluster_config().service_name(), name);
+  }
+  // ratings subsets exist even when no endpoint carries their labels.
+  EXPECT_NE(findCluster(r, std::string("outbound|9080|v2-mysql-vm|") + kRatings), nullptr);
+  EXPECT_EQ(addresses(*findCla(r, std::string("outbound|9080|v1|") + kReviews)),
+            std::vector<std::string>{"10.0.0.31:9080"});
+  EXPECT_EQ(addresses(*findCla(r, std::string("outbound|9080|v2|") + kReviews)),
+            std::vector<std::string>{"10.0.0.32:9080"});
+  EXPECT_EQ(addresses(*findCla(r, std::string("outbound|9080|v3|") + kReviews)),
+            std::vector<std::string>{"10.0.0.33:9080"});
+  EXPECT_TRUE(addresses(*findCla(r, std::string("outbound|9080|v2|") + kRatings)).empty());
+  // The default cluster keeps every endpoint.
+  EXPECT_EQ(addresses(*findCla(r, std::string("outbound|9080||") + kReviews)).size(), 3u);
+}
+
+TEST_F(TranslateTest, VirtualServiceAllV1) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-all-v1.yaml");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* rc = findRoute(r, "9080");
+  ASSERT_NE(rc, nullptr);
+  for (const char* svc : {"productpage", "reviews", "ratings", "details"}) {
+    std::string host = std::string(svc) + ".default.svc.cluster.local";
+    const auto* vh = findVhost(*rc, host + ":9080");
+    ASSERT_NE(vh, nullptr) << host;
+    ASSERT_EQ(vh->routes_size(), 1) << host;
+    EXPECT_EQ(vh->routes(0).route().cluster(), "outbound|9080|v1|" + host);
+    EXPECT_EQ(vh->routes(0).match().prefix(), "/");
+    // Destinations with one service: the decorator names host:port and the path.
+    EXPECT_EQ(vh->routes(0).decorator().operation(), host + ":9080/*");
+  }
+}
+
+TEST_F(TranslateTest, ReviewsFiftyFiftyIsAWeightedCluster) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-reviews-50-v3.yaml");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kReviews) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  ASSERT_EQ(vh->routes_size(), 1);
+  const auto& wc = vh->routes(0).route().weighted_clusters();
+  ASSERT_EQ(wc.clusters_size(), 2);
+  EXPECT_EQ(wc.clusters(0).name(), std::string("outbound|9080|v1|") + kReviews);
+  EXPECT_EQ(wc.clusters(0).weight().value(), 50u);
+  EXPECT_EQ(wc.clusters(1).name(), std::string("outbound|9080|v3|") + kReviews);
+  EXPECT_EQ(wc.clusters(1).weight().value(), 50u);
+  EXPECT_EQ(vh->routes(0).decorator().operation(), "reviews:9080/*");
+}
+
+TEST_F(TranslateTest, ReviewsTestV2MatchesTheEndUserHeader) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-reviews-test-v2.yaml");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kReviews) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  ASSERT_EQ(vh->routes_size(), 2);
+  const auto& jason = vh->routes(0);
+  EXPECT_EQ(jason.match().prefix(), "/");
+  EXPECT_TRUE(jason.match().case_sensitive().value());
+  ASSERT_EQ(jason.match().headers_size(), 1);
+  EXPECT_EQ(jason.match().headers(0).name(), "end-user");
+  EXPECT_EQ(jason.match().headers(0).string_match().exact(), "jason");
+  EXPECT_FALSE(jason.match().headers(0).invert_match());
+  EXPECT_EQ(jason.route().cluster(), std::string("outbound|9080|v2|") + kReviews);
+  const auto& rest = vh->routes(1);
+  EXPECT_EQ(rest.match().headers_size(), 0);
+  EXPECT_EQ(rest.route().cluster(), std::string("outbound|9080|v1|") + kReviews);
+}
+
+TEST_F(TranslateTest, RatingsDelayFault) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-ratings-test-delay.yaml");
+  auto r = gen(sidecar("reviews", "10.0.0.32"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kRatings) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  ASSERT_EQ(vh->routes_size(), 2);
+  const auto& cfg = vh->routes(0).typed_per_filter_config();
+  ASSERT_TRUE(cfg.contains("envoy.filters.http.fault"));
+  envoy::extensions::filters::http::fault::v3::HTTPFault fault;
+  ASSERT_TRUE(cfg.at("envoy.filters.http.fault").UnpackTo(&fault));
+  EXPECT_EQ(fault.delay().fixed_delay().seconds(), 7);
+  EXPECT_EQ(fault.delay().percentage().numerator(), 1000000u);
+  EXPECT_EQ(fault.delay().percentage().denominator(), envoy::type::v3::FractionalPercent::MILLION);
+  EXPECT_FALSE(fault.has_abort());
+  // Only the jason route is faulted.
+  EXPECT_FALSE(vh->routes(1).typed_per_filter_config().contains("envoy.filters.http.fault"));
+}
+
+TEST_F(TranslateTest, RatingsAbortFault) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-ratings-test-abort.yaml");
+  auto r = gen(sidecar("reviews", "10.0.0.32"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kRatings) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  envoy::extensions::filters::http::fault::v3::HTTPFault fault;
+  ASSERT_TRUE(
+      vh->routes(0).typed_per_filter_config().at("envoy.filters.http.fault").UnpackTo(&fault));
+  EXPECT_EQ(fault.abort().http_status(), 500u);
+  EXPECT_EQ(fault.abort().percentage().numerator(), 1000000u);
+  EXPECT_FALSE(fault.has_delay());
+  EXPECT_EQ(vh->routes(0).match().headers(0).string_match().exact(), "jason");
+}
+
+TEST_F(TranslateTest, RouteFeatures) {
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - name: legacy
+    match:
+    - uri: {prefix: /old}
+      ignoreUriCase: true
+      method: {exact: GET}
+      queryParams: {debug: {exact: "1"}}
+      withoutHeaders: {x-canary: {}}
+    redirect: {uri: /new, authority: newhost, redirectCode: 302}
+  - match:
+    - uri: {exact: /teapot}
+    directResponse: {status: 418, body: {string: "short and stout"}}
+  - match:
+    - uri: {regex: "/api/v[0-9]+/.*"}
+      authority: {prefix: reviews}
+    rewrite: {uriRegexRewrite: {match: "^/api/v[0-9]+/", rewrite: "/"}, authority: backend}
+    timeout: 3s
+    retries: {attempts: 5, perTryTimeout: 1s, retryOn: "5xx,503,reset"}
+    headers:
+      request: {set: {x-b: "2", x-a: "1"}, add: {x-c: "3"}, remove: [x-d]}
+      response: {set: {x-served-by: mast}}
+    mirror: {host: ratings}
+    mirrorPercentage: {value: 25.5}
+    corsPolicy:
+      allowOrigins: [{exact: "https://example.com"}, {prefix: "https://app."}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-a]
+      maxAge: 24h
+      allowCredentials: true
+    route:
+    - destination: {host: reviews, port: {number: 9080}}
+  - route:
+    - destination: {host: reviews}
+    retries: {attempts: 0}
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kReviews) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  ASSERT_EQ(vh->routes_size(), 4) << json(*vh);
+
+  const auto& redirect = vh->routes(0);
+  EXPECT_EQ(redirect.name(), "legacy");
+  EXPECT_EQ(redirect.match().prefix(), "/old");
+  EXPECT_FALSE(redirect.match().case_sensitive().value());
+  ASSERT_EQ(redirect.match().headers_size(), 2);
+  EXPECT_EQ(redirect.match().headers(0).name(), "x-canary");
+  EXPECT_TRUE(redirect.match().headers(0).invert_match());
+  EXPECT_TRUE(redirect.match().headers(0).present_match());
+  EXPECT_EQ(redirect.match().headers(1).name(), ":method");
+  EXPECT_EQ(redirect.match().headers(1).string_match().exact(), "GET");
+  ASSERT_EQ(redirect.match().query_parameters_size(), 1);
+  EXPECT_EQ(redirect.match().query_parameters(0).string_match().exact(), "1");
+  EXPECT_EQ(redirect.redirect().path_redirect(), "/new");
+  EXPECT_EQ(redirect.redirect().host_redirect(), "newhost");
+  EXPECT_EQ(redirect.redirect().response_code(), rv3::RedirectAction::FOUND);
+
+  const auto& direct = vh->routes(1);
+  EXPECT_EQ(direct.match().path(), "/teapot");
+  EXPECT_EQ(direct.direct_response().status(), 418u);
+  EXPECT_EQ(direct.direct_response().body().inline_string(), "short and stout");
+
+  const auto& api = vh->routes(2);
+  EXPECT_EQ(api.match().safe_regex().regex(), "/api/v[0-9]+/.*");
+  EXPECT_EQ(api.match().headers(0).name(), ":authority");
+  EXPECT_EQ(api.match().headers(0).string_match().prefix(), "reviews");
+  EXPECT_EQ(api.route().regex_rewrite().pattern().regex(), "^/api/v[0-9]+/");
+  EXPECT_EQ(api.route().regex_rewrite().substitution(), "/");
+  EXPECT_EQ(api.route().host_rewrite_literal(), "backend");
+  EXPECT_EQ(api.route().timeout().seconds(), 3);
+  EXPECT_EQ(api.route().retry_policy().num_retries().value(), 5u);
+  EXPECT_EQ(api.route().retry_policy().per_try_timeout().seconds(), 1);
+  EXPECT_EQ(api.route().retry_policy().retry_on(), "5xx,reset,retriable-status-codes");
+  ASSERT_EQ(api.route().retry_policy().retriable_status_codes_size(), 1);
+  EXPECT_EQ(api.route().retry_policy().retriable_status_codes(0), 503u);
+  ASSERT_EQ(api.request_headers_to_add_size(), 3);
+  EXPECT_EQ(api.request_headers_to_add(0).header().key(), "x-a");  // sorted by name
+  EXPECT_EQ(api.request_headers_to_add(0).append_action(),
+            envoy::config::core::v3::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+  EXPECT_EQ(api.request_headers_to_add(2).header().key(), "x-c");
+  EXPECT_EQ(api.request_headers_to_add(2).append_action(),
+            envoy::config::core::v3::HeaderValueOption::APPEND_IF_EXISTS_OR_ADD);
+  ASSERT_EQ(api.request_headers_to_remove_size(), 1);
+  EXPECT_EQ(api.response_headers_to_add(0).header().value(), "mast");
+  ASSERT_EQ(api.route().request_mirror_policies_size(), 1);
+  const auto& mirror = api.route().request_mirror_policies(0);
+  EXPECT_EQ(mirror.cluster(), std::string("outbound|9080||") + kRatings);
+  EXPECT_EQ(mirror.runtime_fraction().default_value().numerator(), 255000u);
+  EXPECT_TRUE(mirror.disable_shadow_host_suffix_append());
+  envoy::extensions::filters::http::cors::v3::CorsPolicy cors;
+  ASSERT_TRUE(api.typed_per_filter_config().at("envoy.filters.http.cors").UnpackTo(&cors));
+  ASSERT_EQ(cors.allow_origin_string_match_size(), 2);
+  EXPECT_EQ(cors.allow_origin_string_match(1).prefix(), "https://app.");
+  EXPECT_EQ(cors.allow_methods(), "GET,POST");
+  EXPECT_EQ(cors.max_age(), "86400");
+  EXPECT_TRUE(cors.allow_credentials().value());
+
+  // attempts: 0 disables retries entirely.
+  EXPECT_FALSE(vh->routes(3).route().has_retry_policy());
+}
+
+TEST_F(TranslateTest, NothingFollowsACatchAllRoute) {
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{uri: {prefix: /never}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kReviews) + ":9080");
+  ASSERT_EQ(vh->routes_size(), 1);
+  EXPECT_EQ(vh->routes(0).route().cluster(), std::string("outbound|9080|v1|") + kReviews);
+}
+
+TEST_F(TranslateTest, SourceLabelsAndPortAreDecidedPerProxy) {
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{sourceLabels: {app: reviews, version: v2}}]
+    route: [{destination: {host: ratings, subset: v2}}]
+  - match: [{port: 8888}]
+    route: [{destination: {host: ratings, subset: v3}}]
+  - route: [{destination: {host: ratings, subset: v1}}]
+)");
+  auto from_reviews_v2 = gen([] {
+    auto p = sidecar("reviews", "10.0.0.32");
+    p.labels["version"] = "v2";
+    return p;
+  }());
+  auto* vh = findVhost(*findRoute(from_reviews_v2, "9080"), std::string(kRatings) + ":9080");
+  ASSERT_EQ(vh->routes_size(), 1);  // the sourceLabels route matches everything for this proxy
+  EXPECT_EQ(vh->routes(0).route().cluster(), std::string("outbound|9080|v2|") + kRatings);
+  auto from_productpage = gen(sidecar("productpage", "10.0.0.10"));
+  vh = findVhost(*findRoute(from_productpage, "9080"), std::string(kRatings) + ":9080");
+  ASSERT_EQ(vh->routes_size(), 1);  // port 8888 route is not for listener 9080
+  EXPECT_EQ(vh->routes(0).route().cluster(), std::string("outbound|9080|v1|") + kRatings);
+}
+
+TEST_F(TranslateTest, OnlyTheOldestVirtualServicePerHostAppliesOnSidecars) {
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: newer, namespace: default, creationTimestamp: "2024-02-01T00:00:00Z"}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v3}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: older, namespace: default, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v2}}]}]
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kReviews) + ":9080");
+  ASSERT_EQ(vh->routes_size(), 1);
+  EXPECT_EQ(vh->routes(0).route().cluster(), std::string("outbound|9080|v2|") + kReviews);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DestinationRule traffic policy → cluster settings
+
+TEST_F(TranslateTest, TrafficPolicyToClusterSettings) {
+  apply("dr.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    connectionPool:
+      tcp: {maxConnections: 100, connectTimeout: 30ms}
+      http: {http1MaxPendingRequests: 10, http2MaxRequests: 1000, maxRequestsPerConnection: 1,
+             maxRetries: 3, idleTimeout: 60s, h2UpgradePolicy: UPGRADE}
+    outlierDetection: {consecutive5xxErrors: 7, interval: 5m, baseEjectionTime: 15m,
+                       maxEjectionPercent: 50}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      loadBalancer: {simple: RANDOM}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      loadBalancer:
+        consistentHash: {httpHeaderName: x-user}
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* c = findCluster(r, std::string("outbound|9080||") + kReviews);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->lb_policy(), cv3::Cluster::ROUND_ROBIN);
+  EXPECT_EQ(c->connect_timeout().nanos(), 30000000);
+  const auto& t = c->circuit_breakers().thresholds(0);
+  EXPECT_EQ(t.max_connections().value(), 100u);
+  EXPECT_EQ(t.max_pending_requests().value(), 10u);
+  EXPECT_EQ(t.max_requests().value(), 1000u);
+  EXPECT_EQ(t.max_retries().value(), 3u);
+  envoy::extensions::upstreams::http::v3::HttpProtocolOptions http;
+  ASSERT_TRUE(c->typed_extension_protocol_options()
+                  .at("envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
+                  .UnpackTo(&http));
+  EXPECT_EQ(http.common_http_protocol_options().max_requests_per_connection().value(), 1u);
+  EXPECT_EQ(http.common_http_protocol_options().idle_timeout().seconds(), 60);
+  EXPECT_TRUE(http.explicit_http_config().has_http2_protocol_options());  // h2UpgradePolicy
+  EXPECT_EQ(c->outlier_detection().consecutive_5xx().value(), 7u);
+  EXPECT_EQ(c->outlier_detection().enforcing_consecutive_5xx().value(), 100u);
+  EXPECT_EQ(c->outlier_detection().interval().seconds(), 300);
+  EXPECT_EQ(c->outlier_detection().base_ejection_time().seconds(), 900);
+  EXPECT_EQ(c->outlier_detection().max_ejection_percent().value(), 50u);
+  EXPECT_EQ(c->common_lb_config().healthy_panic_threshold().value(), 0.0);
+
+  // Subset overrides replace the load balancer only; the pool stays.
+  const auto* v1 = findCluster(r, std::string("outbound|9080|v1|") + kReviews);
+  EXPECT_EQ(v1->lb_policy(), cv3::Cluster::RANDOM);
+  EXPECT_EQ(v1->circuit_breakers().thresholds(0).max_connections().value(), 100u);
+  const auto* v2 = findCluster(r, std::string("outbound|9080|v2|") + kReviews);
+  EXPECT_EQ(v2->lb_policy(), cv3::Cluster::RING_HASH);
+  EXPECT_EQ(v2->ring_hash_lb_config().minimum_ring_size().value(), 1024u);
+}
+
+TEST_F(TranslateTest, ConsistentHashAddsRouteHashPolicy) {
+  apply("dr.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpCookie: {name: session, ttl: 0s}, maglev: {tableSize: 65537}}
+)");
+  auto r = gen(sidecar("reviews", "10.0.0.31"));
+  const auto* c = findCluster(r, std::string("outbound|9080||") + kRatings);
+  EXPECT_EQ(c->lb_policy(), cv3::Cluster::MAGLEV);
+  EXPECT_EQ(c->maglev_lb_config().table_size().value(), 65537u);
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kRatings) + ":9080");
+  ASSERT_EQ(vh->routes(0).route().hash_policy_size(), 1);
+  EXPECT_EQ(vh->routes(0).route().hash_policy(0).cookie().name(), "session");
+  // Retrying on another host would defeat the hashing: no previous_hosts predicate.
+  EXPECT_EQ(vh->routes(0).route().retry_policy().retry_host_predicate_size(), 0);
+}
+
+TEST_F(TranslateTest, PortLevelTlsAndDnsClusters) {
+  applyBookinfo("egress-rule-google-apis.yaml");
+  auto r = gen(sidecar("details", "10.0.0.20"));
+  const auto* c80 = findCluster(r, "outbound|80||www.googleapis.com");
+  ASSERT_NE(c80, nullptr);
+  EXPECT_EQ(c80->type(), cv3::Cluster::STRICT_DNS);
+  EXPECT_EQ(c80->lb_policy(), cv3::Cluster::ROUND_ROBIN);
+  EXPECT_FALSE(c80->has_transport_socket());
+  EXPECT_EQ(addresses(c80->load_assignment()), std::vector<std::string>{"www.googleapis.com:80"});
+  const auto* c443 = findCluster(r, "outbound|443||www.googleapis.com");
+  ASSERT_NE(c443, nullptr);
+  // portLevelSettings replace the whole policy for 443: TLS on, load balancer back to default.
+  EXPECT_EQ(c443->lb_policy(), cv3::Cluster::LEAST_REQUEST);
+  envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext tls;
+  ASSERT_TRUE(c443->transport_socket().typed_config().UnpackTo(&tls));
+  EXPECT_EQ(tls.sni(), "www.googleapis.com");
+  EXPECT_FALSE(tls.common_tls_context().validation_context().trusted_ca().filename().empty());
+  // The VirtualService sends port-80 HTTP to port 443.
+  const auto* vh = findVhost(*findRoute(r, "80"), "www.googleapis.com:80");
+  ASSERT_NE(vh, nullptr);
+  EXPECT_EQ(vh->routes(0).route().cluster(), "outbound|443||www.googleapis.com");
+  // HTTPS (TLS) port without VIP: a listener that picks the chain by SNI.
+  const auto* l = findListener(r, "0.0.0.0_443");
+  ASSERT_NE(l, nullptr);
+  bool sni = false;
+  for (const auto& fc : l->filter_chains()) {
+    for (const auto& n : fc.filter_chain_match().server_names())
+      sni = sni || n == "www.googleapis.com";
+  }
+  EXPECT_TRUE(sni);
+}
+
+TEST_F(TranslateTest, MutualTlsUsesClientCertificates) {
+  applyBookinfo("service-entry-examples.yaml");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* c = findCluster(r, "outbound|27018||mymongodb.somedomain");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->type(), cv3::Cluster::EDS);
+  envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext tls;
+  ASSERT_TRUE(c->transport_socket().typed_config().UnpackTo(&tls));
+  ASSERT_EQ(tls.common_tls_context().tls_certificates_size(), 1);
+  EXPECT_EQ(tls.common_tls_context().tls_certificates(0).certificate_chain().filename(),
+            "/etc/certs/myclientcert.pem");
+  EXPECT_EQ(tls.common_tls_context().validation_context().trusted_ca().filename(),
+            "/etc/certs/rootcacerts.pem");
+  EXPECT_EQ(addresses(*findCla(r, "outbound|27018||mymongodb.somedomain")),
+            (std::vector<std::string>{"2.2.2.2:27018", "3.3.3.3:27018"}));
+  // NONE resolution without endpoints → original destination.
+  const auto* wiki = findCluster(r, "outbound|443||wikipedia.org");
+  ASSERT_NE(wiki, nullptr);
+  EXPECT_EQ(wiki->type(), cv3::Cluster::ORIGINAL_DST);
+  EXPECT_EQ(wiki->lb_policy(), cv3::Cluster::CLUSTER_PROVIDED);
+  // A TCP service with a VIP CIDR and a TCP-class port gets a tcp_proxy listener.
+  bool mongo_listener = false;
+  for (const auto& l : r.listeners) {
+    for (const auto& fc : l.filter_chains()) {
+      tcpv3::TcpProxy tp;
+      if (!fc.filters().empty() && fc.filters(0).typed_config().UnpackTo(&tp) &&
+          tp.cluster() == "outbound|27018||mymongodb.somedomain") {
+        mongo_listener = true;
+      }
+    }
+  }
+  EXPECT_TRUE(mongo_listener);
+  // example.com is defined twice: egress's (exportTo ".") is invisible here, so the cluster
+  // is httpbin-ns's STATIC one; in "egress" the local DNS one wins. One cluster per name.
+  auto names = clusterNames(r);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "outbound|80||example.com"), 1);
+  EXPECT_EQ(findCluster(r, "outbound|80||example.com")->type(), cv3::Cluster::EDS);
+  auto egress = gen(sidecar("sleep", "10.0.8.8", "egress"));
+  names = clusterNames(egress);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "outbound|80||example.com"), 1);
+  EXPECT_EQ(findCluster(egress, "outbound|80||example.com")->type(), cv3::Cluster::STRICT_DNS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateways
+
+TEST_F(TranslateTest, BookinfoGateway) {
+  applyBookinfo("bookinfo-gateway.yaml");
+  auto r = gen(ingressGateway());
+  const auto* l = findListener(r, "0.0.0.0_8080");
+  ASSERT_NE(l, nullptr);
+  EXPECT_FALSE(l->has_bind_to_port());  // a real, bound listener
+  ASSERT_EQ(l->filter_chains_size(), 1);
+  auto h = hcmOf(l->filter_chains(0));
+  EXPECT_EQ(h.rds().route_config_name(), "http.8080");
+  EXPECT_TRUE(h.use_remote_address().value());
+  const auto* rc = findRoute(r, "http.8080");
+  ASSERT_NE(rc, nullptr);
+  ASSERT_EQ(rc->virtual_hosts_size(), 1);
+  const auto& vh = rc->virtual_hosts(0);
+  EXPECT_EQ(vh.name(), "*:8080");
+  EXPECT_EQ(std::vector<std::string>(vh.domains().begin(), vh.domains().end()),
+            std::vector<std::string>{"*"});
+  ASSERT_EQ(vh.routes_size(), 5);
+  EXPECT_EQ(vh.routes(0).match().path(), "/productpage");
+  EXPECT_EQ(vh.routes(1).match().prefix(), "/static");
+  EXPECT_EQ(vh.routes(2).match().path(), "/login");
+  EXPECT_EQ(vh.routes(3).match().path(), "/logout");
+  EXPECT_EQ(vh.routes(4).match().prefix(), "/api/v1/products");
+  for (const auto& route : vh.routes()) {
+    EXPECT_EQ(route.route().cluster(), "outbound|9080||productpage.default.svc.cluster.local");
+  }
+  // Gateways get outbound clusters and the black hole, no passthrough.
+  EXPECT_NE(findCluster(r, "outbound|9080||productpage.default.svc.cluster.local"), nullptr);
+  EXPECT_NE(findCluster(r, "BlackHoleCluster"), nullptr);
+  EXPECT_EQ(findCluster(r, "PassthroughCluster"), nullptr);
+  EXPECT_EQ(findListener(r, "virtualOutbound"), nullptr);
+}
+
+TEST_F(TranslateTest, GatewayWithoutVirtualServiceAnswers404) {
+  apply("gw.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: lonely, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+)");
+  auto r = gen(ingressGateway());
+  const auto* rc = findRoute(r, "http.8080");
+  ASSERT_NE(rc, nullptr);
+  ASSERT_EQ(rc->virtual_hosts_size(), 1);
+  EXPECT_EQ(rc->virtual_hosts(0).name(), "blackhole:8080");
+  EXPECT_EQ(rc->virtual_hosts(0).routes_size(), 0);  // nothing matches → 404 NR
+  // A gateway not selected by the proxy's labels yields nothing.
+  auto other = ingressGateway();
+  other.labels = {{"istio", "egressgateway"}};
+  auto r2 = gen(other);
+  EXPECT_TRUE(r2.listeners.empty());
+  EXPECT_TRUE(r2.routes.empty());
+}
+
+TEST_F(TranslateTest, GatewayMergesVirtualServicesPerHostWithCatchAllsLast) {
+  apply("gw.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["bookinfo.example.com", "other.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: default, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  hosts: [bookinfo.example.com]
+  gateways: [istio-system/gw]
+  http:
+  - route: [{destination: {host: productpage, port: {number: 9080}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default, creationTimestamp: "2024-02-01T00:00:00Z"}
+spec:
+  hosts: [bookinfo.example.com]
+  gateways: [istio-system/gw]
+  http:
+  - match: [{uri: {prefix: /reviews}}]
+    route: [{destination: {host: reviews, port: {number: 9080}}}]
+)");
+  auto r = gen(ingressGateway());
+  const auto* rc = findRoute(r, "http.80");
+  ASSERT_NE(rc, nullptr);
+  ASSERT_EQ(rc->virtual_hosts_size(), 1) << json(*rc);
+  const auto& vh = rc->virtual_hosts(0);
+  EXPECT_EQ(vh.name(), "bookinfo.example.com:80");
+  EXPECT_EQ(std::vector<std::string>(vh.domains().begin(), vh.domains().end()),
+            (std::vector<std::string>{"bookinfo.example.com", "bookinfo.example.com:*"}));
+  ASSERT_EQ(vh.routes_size(), 2);
+  EXPECT_EQ(vh.routes(0).match().prefix(), "/reviews");
+  EXPECT_EQ(vh.routes(1).route().cluster(), "outbound|9080||productpage.default.svc.cluster.local");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proxyless gRPC
+
+TEST_F(TranslateTest, ProxylessGrpcApiListeners) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-reviews-test-v2.yaml");
+  auto r = gen(proxyless());
+  std::vector<std::string> names;
+  for (const auto& l : r.listeners) names.push_back(l.name());
+  EXPECT_EQ(names, (std::vector<std::string>{"details.default.svc.cluster.local:9080",
+                                             "productpage.default.svc.cluster.local:9080",
+                                             "ratings.default.svc.cluster.local:9080",
+                                             "reviews.default.svc.cluster.local:9080"}));
+  const auto* l = findListener(r, std::string(kReviews) + ":9080");
+  hcmv3::HttpConnectionManager h;
+  ASSERT_TRUE(l->api_listener().api_listener().UnpackTo(&h));
+  EXPECT_EQ(h.rds().route_config_name(), std::string(kReviews) + ":9080");
+  EXPECT_TRUE(h.rds().config_source().has_ads());
+  ASSERT_EQ(h.http_filters_size(), 2);  // gRPC knows fault and router only
+  EXPECT_EQ(h.http_filters(1).name(), "envoy.filters.http.router");
+  const auto* rc = findRoute(r, std::string(kReviews) + ":9080");
+  ASSERT_NE(rc, nullptr);
+  ASSERT_EQ(rc->virtual_hosts_size(), 1);
+  std::set<std::string> domains(rc->virtual_hosts(0).domains().begin(),
+                                rc->virtual_hosts(0).domains().end());
+  EXPECT_TRUE(domains.count(std::string(kReviews) + ":9080"));
+  EXPECT_TRUE(domains.count("reviews:9080"));
+  EXPECT_EQ(rc->virtual_hosts(0).routes(0).route().cluster(),
+            std::string("outbound|9080|v2|") + kReviews);
+  // gRPC clients: EDS clusters with ROUND_ROBIN, no passthrough/inbound machinery.
+  const auto* c = findCluster(r, std::string("outbound|9080|v1|") + kReviews);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->type(), cv3::Cluster::EDS);
+  EXPECT_EQ(c->lb_policy(), cv3::Cluster::ROUND_ROBIN);
+  EXPECT_EQ(findCluster(r, "PassthroughCluster"), nullptr);
+  EXPECT_EQ(findCluster(r, "BlackHoleCluster"), nullptr);
+  const auto* cla = findCla(r, std::string("outbound|9080||") + kReviews);
+  ASSERT_NE(cla, nullptr);
+  for (const auto& loc : cla->endpoints()) EXPECT_GT(loc.load_balancing_weight().value(), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sidecar resource scoping
+
+TEST_F(TranslateTest, SidecarEgressHostsLimitWhatTheProxyReceives) {
+  apply("extra.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: payments, namespace: shop}
+spec:
+  hosts: [payments.shop.svc.cluster.local]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.1.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress:
+  - hosts: ["./*"]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: only-ratings, namespace: default}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  egress:
+  - hosts: ["./ratings.default.svc.cluster.local"]
+)");
+  auto pp = gen(sidecar("productpage", "10.0.0.10"));
+  EXPECT_NE(findCluster(pp, std::string("outbound|9080||") + kReviews), nullptr);
+  EXPECT_EQ(findCluster(pp, "outbound|8080||payments.shop.svc.cluster.local"), nullptr);
+  EXPECT_EQ(findRoute(pp, "8080"), nullptr);
+
+  auto rv = gen(sidecar("reviews", "10.0.0.31"));
+  std::vector<std::string> outbound;
+  for (const auto& c : rv.clusters) {
+    if (c.name().rfind("outbound|", 0) == 0) outbound.push_back(c.name());
+  }
+  EXPECT_EQ(outbound, std::vector<std::string>{std::string("outbound|9080||") + kRatings});
+  const auto* rc = findRoute(rv, "9080");
+  ASSERT_NE(rc, nullptr);
+  ASSERT_EQ(rc->virtual_hosts_size(), 2);  // ratings + allow_any
+  EXPECT_EQ(rc->virtual_hosts(0).name(), std::string(kRatings) + ":9080");
+  // Its own inbound port is still served.
+  EXPECT_NE(findCluster(rv, "inbound|9080||"), nullptr);
+
+  // Another namespace without a Sidecar sees everything, including "shop".
+  auto other = gen(sidecar("sleep", "10.0.7.7", "foo"));
+  EXPECT_NE(findCluster(other, "outbound|8080||payments.shop.svc.cluster.local"), nullptr);
+}
+
+TEST_F(TranslateTest, SidecarOutboundTrafficPolicyOverridesMesh) {
+  apply("sc.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* rc = findRoute(r, "9080");
+  EXPECT_EQ(rc->virtual_hosts(rc->virtual_hosts_size() - 1).name(), "block_all");
+}
+
+TEST_F(TranslateTest, GenerateIsDeterministic) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-reviews-test-v2.yaml");
+  applyBookinfo("bookinfo-gateway.yaml");
+  for (const auto& proxy : {sidecar("productpage", "10.0.0.10"), ingressGateway(), proxyless()}) {
+    auto a = gen(proxy);
+    auto b = gen(proxy);
+    ASSERT_EQ(a.clusters.size(), b.clusters.size());
+    for (size_t i = 0; i < a.clusters.size(); ++i) {
+      EXPECT_EQ(a.clusters[i].SerializeAsString(), b.clusters[i].SerializeAsString());
+    }
+    ASSERT_EQ(a.routes.size(), b.routes.size());
+    for (size_t i = 0; i < a.routes.size(); ++i) {
+      EXPECT_EQ(json(a.routes[i]), json(b.routes[i]));
+    }
+  }
+}
+
+TEST_F(TranslateTest, UnknownProxyTypeGetsNothing) {
+  xds::ProxyInfo p;
+  p.id = "something-else";
+  auto r = gen(p);
+  EXPECT_TRUE(r.listeners.empty());
+  EXPECT_TRUE(r.clusters.empty());
 }
 
 }  // namespace
