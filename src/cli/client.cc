@@ -1,0 +1,88 @@
+#include "cli/client.h"
+
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+
+namespace mast::cli {
+
+std::string urlEncode(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+Result<ApiResponse> request(const std::string& address, const std::string& method,
+                            const std::string& path_and_query, const std::string& body,
+                            std::chrono::milliseconds timeout) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return Error{"mastd address '" + address + "': expected host:port"};
+  std::string host = address.substr(0, colon);
+  std::string port = address.substr(colon + 1);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  asio::ip::tcp::socket socket(io);
+  std::error_code ec;
+  auto eps = resolver.resolve(host, port, ec);
+  if (ec) return Error{"cannot resolve " + address + ": " + ec.message()};
+  asio::connect(socket, eps, ec);
+  if (ec) {
+    return Error{"cannot reach mastd at " + address + ": " + ec.message() +
+                 " (is mastd running? set --mastd or MASTD_ADDR)"};
+  }
+  // A bounded wait: SO_RCVTIMEO/SO_SNDTIMEO on the blocking socket.
+  struct timeval tv {
+    static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)
+  };
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::string req = method + " " + path_and_query + " HTTP/1.1\r\nhost: " + address +
+                    "\r\nuser-agent: mastctl\r\nconnection: close\r\ncontent-length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  asio::write(socket, asio::buffer(req), ec);
+  if (ec) return Error{"sending to mastd: " + ec.message()};
+  std::string resp;
+  char buf[16384];
+  for (;;) {
+    size_t n = socket.read_some(asio::buffer(buf), ec);
+    resp.append(buf, n);
+    if (ec == asio::error::eof) break;
+    if (ec) return Error{"reading from mastd: " + ec.message()};
+  }
+  size_t head_end = resp.find("\r\n\r\n");
+  if (resp.compare(0, 5, "HTTP/") != 0 || head_end == std::string::npos) {
+    return Error{"mastd sent a malformed response"};
+  }
+  ApiResponse out;
+  out.status = std::atoi(resp.c_str() + resp.find(' ') + 1);
+  std::string head = resp.substr(0, head_end);
+  for (size_t pos = head.find("\r\n"); pos != std::string::npos;) {
+    size_t next = head.find("\r\n", pos + 2);
+    std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos
+                                                                       : next - pos - 2);
+    size_t c = line.find(':');
+    if (c != std::string::npos) {
+      std::string name = line.substr(0, c);
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(ch));
+      if (name == "content-type") out.content_type = line.substr(line.find_first_not_of(' ', c + 1));
+    }
+    pos = next;
+  }
+  // The server closes after the response; the body is everything after the head.
+  out.body = resp.substr(head_end + 4);
+  return out;
+}
+
+}  // namespace mast::cli
