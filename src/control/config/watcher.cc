@@ -110,7 +110,12 @@ void DirectoryWatcher::processBatch() {
   dirty_.clear();
   rescan_ = false;
   ++batches_;
-  if (on_batch_) on_batch_(errors);
+  BatchCallback cb;
+  {
+    std::lock_guard lock(callback_mu_);
+    cb = on_batch_;
+  }
+  if (cb) cb(errors);
 }
 
 void DirectoryWatcher::run() {

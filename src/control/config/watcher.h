@@ -36,7 +36,11 @@ class DirectoryWatcher {
   DirectoryWatcher(const DirectoryWatcher&) = delete;
   DirectoryWatcher& operator=(const DirectoryWatcher&) = delete;
 
-  void setBatchCallback(BatchCallback cb) { on_batch_ = std::move(cb); }
+  // May be called at any time (also while running).
+  void setBatchCallback(BatchCallback cb) {
+    std::lock_guard lock(callback_mu_);
+    on_batch_ = std::move(cb);
+  }
 
   // Initial load + watch. Returns the initial load's errors through `initial_errors` (optional).
   Status start(std::vector<ConfigError>* initial_errors = nullptr);
@@ -54,6 +58,7 @@ class DirectoryWatcher {
   ConfigStore& store_;
   std::string dir_;
   std::chrono::milliseconds debounce_;
+  std::mutex callback_mu_;
   BatchCallback on_batch_;
   int inotify_fd_ = -1;
   int stop_fd_ = -1;  // eventfd
