@@ -5,7 +5,9 @@
 //  - Resources are keyed by (kind, namespace, name). Each file contributes the valid documents
 //    it holds; an invalid document is rejected alone and every other resource keeps working.
 //  - When an edit breaks a resource that was valid before, its last good version stays in force
-//    (and the error is reported) until the file is fixed or the resource/file is deleted.
+//    (and the error is reported) until the file is fixed or the resource/file is deleted. If a
+//    broken document cannot even be identified (YAML syntax error, unknown kind, no name), every
+//    resource the file contributed before is kept until the file parses again.
 //  - The same key defined by two files: the file whose path sorts first wins; the other
 //    definition is reported as an error.
 //  - Consumers read immutable snapshots (shared_ptr<const ConfigSnapshot>); a snapshot never

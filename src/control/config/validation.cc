@@ -481,10 +481,11 @@ void validateHttpMatch(const std::string& path, const net::HTTPMatchRequest& m, 
   for (const auto& [name, sm] : m.query_params()) {
     validateStringMatch(key(at(path, "queryParams"), name), sm, true, e);
   }
-  if (m.has_uri()) validateStringMatch(at(path, "uri"), m.uri(), false, e);
-  if (m.has_scheme()) validateStringMatch(at(path, "scheme"), m.scheme(), false, e);
-  if (m.has_method()) validateStringMatch(at(path, "method"), m.method(), false, e);
-  if (m.has_authority()) validateStringMatch(at(path, "authority"), m.authority(), false, e);
+  // Istio checks only the regexes of these (an empty prefix is accepted and matches anything).
+  if (m.has_uri()) validateStringMatch(at(path, "uri"), m.uri(), true, e);
+  if (m.has_scheme()) validateStringMatch(at(path, "scheme"), m.scheme(), true, e);
+  if (m.has_method()) validateStringMatch(at(path, "method"), m.method(), true, e);
+  if (m.has_authority()) validateStringMatch(at(path, "authority"), m.authority(), true, e);
   if (m.port() != 0) e.add(at(path, "port"), checkPort(m.port()));
   validateLabels(at(path, "sourceLabels"), m.source_labels(), e);
   validateGatewayNames(at(path, "gateways"), m.gateways(), e);
