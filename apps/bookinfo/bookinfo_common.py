@@ -160,6 +160,9 @@ class Handler(BaseHTTPRequestHandler):
     the callable as a list of strings; a trailing `**` captures the remaining segments joined."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body are written separately; without TCP_NODELAY a keep-alive client can sit
+    # out a delayed-ACK (~40 ms) per response.
+    disable_nagle_algorithm = True
     server_version = "bookinfo"
     sys_version = ""
     service_name = "bookinfo"
