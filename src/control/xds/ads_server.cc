@@ -461,22 +461,23 @@ class SotwStream final
         }
       }
     }
+    const std::string version = set->effectiveVersion();
     std::map<std::string, std::string> chosen_versions;
     for (const auto* r : chosen) chosen_versions.emplace(r->name, r->version);
     // Only LDS/CDS (and explicit wildcards) have "the full set" semantics where an empty
     // response means something; for RDS/EDS/SDS an empty response says nothing.
     if (chosen.empty() && !t.wildcard && !isWildcardType(type_url)) return false;
-    if (t.sent_any && t.sent_version == set->version && t.sent == chosen_versions) return false;
+    if (t.sent_any && t.sent_version == version && t.sent == chosen_versions) return false;
 
     std::string nonce = nextNonce();
-    resp.set_version_info(set->version);
+    resp.set_version_info(version);
     resp.set_type_url(type_url);
     resp.set_nonce(nonce);
     for (const auto* r : chosen) *resp.add_resources() = *r->any;
     t.sent_any = true;
-    t.sent_version = set->version;
+    t.sent_version = version;
     t.sent = std::move(chosen_versions);
-    recordSendLocked(t.status, set->version, nonce, chosen.size());
+    recordSendLocked(t.status, version, nonce, chosen.size());
     return true;
   }
 
@@ -610,7 +611,8 @@ class DeltaStream final
     }
 
     std::string nonce = nextNonce();
-    resp.set_system_version_info(set->version);
+    const std::string version = set->effectiveVersion();
+    resp.set_system_version_info(version);
     resp.set_type_url(type_url);
     resp.set_nonce(nonce);
     for (const auto* r : updates) {
@@ -631,7 +633,7 @@ class DeltaStream final
       t.absent_told.insert(name);
     }
     t.sent_any = true;
-    recordSendLocked(t.status, set->version, nonce, updates.size());
+    recordSendLocked(t.status, version, nonce, updates.size());
     return true;
   }
 

@@ -20,6 +20,15 @@ std::string contentVersion(const google::protobuf::Any& any) {
 
 }  // namespace
 
+std::string ResourceSet::effectiveVersion() const {
+  if (!version.empty()) return version;
+  uint64_t h = 0;
+  for (const auto& [name, r] : resources) h = xxHash64(r.version, xxHash64(name, h));
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 std::string resourceName(const google::protobuf::Message& msg) {
   const auto* desc = msg.GetDescriptor();
   for (const char* field : {"name", "cluster_name"}) {

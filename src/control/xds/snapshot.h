@@ -32,8 +32,12 @@ struct Resource {
 
 // All resources of one type in a snapshot.
 struct ResourceSet {
-  std::string version;  // the SotW version_info for this type
+  std::string version;  // the SotW version_info for this type ("" = derive, see effectiveVersion)
   std::map<std::string, Resource> resources;
+
+  // `version`, or when the owner left it empty a hash of the names and resource versions, so
+  // that clients always see a version that changes with the content.
+  std::string effectiveVersion() const;
 };
 
 // The name an xDS resource is known by: `name` for most types, `cluster_name` for a

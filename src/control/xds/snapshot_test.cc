@@ -38,6 +38,14 @@ TEST(SnapshotTest, NamesTypesAndContentVersions) {
   ASSERT_TRUE(b.add(c, "explicit-7"));
   EXPECT_EQ(b.find(kClusterType)->resources.at("c1").version, "explicit-7");
   EXPECT_EQ(a.find(kListenerType), nullptr);  // never declared
+
+  // No version given: one derived from the content, changing with it.
+  EXPECT_EQ(a.find(kClusterType)->version, "");
+  std::string derived = a.find(kClusterType)->effectiveVersion();
+  EXPECT_EQ(derived.size(), 16u);
+  EXPECT_NE(derived, b.find(kClusterType)->effectiveVersion());
+  a.setVersion(kClusterType, "given");
+  EXPECT_EQ(a.find(kClusterType)->effectiveVersion(), "given");
 }
 
 TEST(SnapshotTest, RejectsNamelessAndMismatchedResources) {
