@@ -172,6 +172,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_body(self, status: int, body: bytes, content_type: str,
                   extra_headers: Iterable[tuple[str, str]] = ()) -> None:
+        self._headers_sent = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -203,6 +204,10 @@ class Handler(BaseHTTPRequestHandler):
         return {k: v[0] for k, v in urllib.parse.parse_qs(q, keep_blank_values=True).items()}
 
     def read_body(self) -> bytes:
+        """The request body (read once, eagerly, before dispatch)."""
+        return getattr(self, "_body", b"")
+
+    def _read_body_from_socket(self) -> bytes:
         length = self.headers.get("Content-Length")
         if length:
             return self.rfile.read(int(length))
@@ -224,6 +229,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self._started = time.monotonic()
+        self._headers_sent = False  # one handler instance serves every request of a connection
+        try:
+            # Always consume the body so a keep-alive connection stays in sync, whatever the
+            # route does with it.
+            self._body = self._read_body_from_socket()
+        except (ValueError, OSError):
+            self.close_connection = True
+            self.send_json(400, {"error": "malformed request body"})
+            return
         segments = [s for s in self.path_only.split("/") if s != ""]
         path_matched = False
         for method, pattern, fn in self.routes:
@@ -232,7 +246,15 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             path_matched = True
             if method == self.command or (method == "GET" and self.command == "HEAD"):
-                fn(self, captured)
+                try:
+                    fn(self, captured)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                except Exception as e:  # noqa: BLE001 (a bug must not kill the connection silently)
+                    _log(f"{self.service_name}: error handling {self.requestline!r}: {e!r}")
+                    self.close_connection = True
+                    if not getattr(self, "_headers_sent", False):
+                        self.send_json(500, {"error": "internal error"})
                 return
         if path_matched:
             self.send_json(405, {"error": "method not allowed"})
@@ -299,6 +321,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        # Client resets and the like: one line instead of socketserver's traceback on stderr.
+        _log(f"connection error from {client_address[0]}: {sys.exc_info()[1]!r}")
 
 
 def parse_args(service: str, argv=None, versions=("v1",), default_version="v1"):
