@@ -1,4 +1,6 @@
 // State-of-the-world ADS over real gRPC on loopback: a C++ client with the generated stub.
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -444,6 +446,39 @@ TEST_F(AdsSotwTest, BurstsOfSnapshotsMergeAndTheLastOneWins) {
   EXPECT_TRUE(waitForStatus(kNode, kClusterType, [&](const TypeStatus& t) {
     return t.state == SyncState::kSynced && t.acked_version == std::to_string(kLast);
   }));
+}
+
+// AdsService on the owner's own grpc::Server (sharing a port with other services).
+TEST(AdsServiceTest, RegistersOnAnExternalServerBuilder) {
+  SnapshotCache cache;
+  Snapshot snap;
+  snap.setVersion(kClusterType, "ext1");
+  ASSERT_TRUE(snap.add(makeEdsCluster("c1")));
+  cache.setSnapshot(kNode, std::move(snap));
+  AdsService service(cache, {});
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service.grpcService());
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server);
+  ASSERT_GT(port, 0);
+  {
+    SotwClient client(port, false);
+    ASSERT_TRUE(client.send(request(kClusterType, {}, kNode)));
+    auto r = client.read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->version_info(), "ext1");
+    EXPECT_EQ(service.metrics().connected_proxies, 1u);
+    // The owner's shutdown sequence: streams first, then the server.
+    service.shutdown();
+    auto st = client.waitEnd();
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  server->Shutdown(std::chrono::system_clock::now() + 1s);
+  server->Wait();
+  EXPECT_EQ(service.metrics().connected_streams, 0u);
 }
 
 }  // namespace
