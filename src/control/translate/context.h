@@ -68,8 +68,6 @@ google::protobuf::Any pack(const T& m) {
   a.PackFrom(m);
   return a;
 }
-// An Any carrying an empty message of `type` (for extensions whose proto Mast does not build).
-google::protobuf::Any emptyAny(std::string_view type);
 
 // Builders (clusters.cc, routes.cc, listeners.cc).
 void buildClusters(const Ctx& ctx, ProxyResources& out);

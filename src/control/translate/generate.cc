@@ -23,12 +23,6 @@ google::protobuf::Duration durationMs(int64_t ms) {
   return d;
 }
 
-google::protobuf::Any emptyAny(std::string_view type) {
-  google::protobuf::Any a;
-  a.set_type_url("type.googleapis.com/" + std::string(type));
-  return a;
-}
-
 const model::EffectiveDestinationRule* Ctx::destinationRule(const model::Service& svc) const {
   auto it = dr_cache.find(&svc);
   if (it == dr_cache.end()) {
@@ -165,6 +159,37 @@ std::vector<VisiblePort> scopedPorts(const Ctx& ctx, const model::SidecarInfo* s
             if (only_port == 0 || p.number == only_port) add(svc, p);
           }
         }
+      }
+    }
+  }
+  if (sidecar && !sidecar->spec->egress().empty()) {
+    // Services that imported VirtualServices route to are imported too (Istio does the same),
+    // so a VirtualService never points at a cluster the proxy lacks.
+    std::set<const model::Service*> scoped;
+    for (const auto& vp : out) scoped.insert(vp.service);
+    for (const auto* vs : ctx.mesh.virtualServices(model::kMeshGateway, ctx.ns)) {
+      bool imported = false;
+      for (const auto& h : vs->hosts) {
+        for (const auto* svc : scoped) imported = imported || model::hostMatches(h, svc->hostname);
+      }
+      if (!imported) continue;
+      auto addHost = [&](const std::string& host) {
+        std::string fqdn = vs->resolveHost(host);
+        for (const auto* svc : visible) {
+          if (svc->hostname != fqdn) continue;
+          for (const auto& p : svc->ports) add(svc, p);
+        }
+      };
+      for (const auto& hr : vs->spec->http()) {
+        for (const auto& d : hr.route()) addHost(d.destination().host());
+        if (hr.has_mirror()) addHost(hr.mirror().host());
+        for (const auto& m : hr.mirrors()) addHost(m.destination().host());
+      }
+      for (const auto& tr : vs->spec->tcp()) {
+        for (const auto& d : tr.route()) addHost(d.destination().host());
+      }
+      for (const auto& tr : vs->spec->tls()) {
+        for (const auto& d : tr.route()) addHost(d.destination().host());
       }
     }
   }

@@ -136,6 +136,23 @@ std::string firstIp(const model::Service& svc) {
   return "";
 }
 
+// CIDR addresses ("192.192.192.192/24") of a service.
+std::vector<std::pair<std::string, uint32_t>> cidrs(const model::Service& svc) {
+  std::vector<std::pair<std::string, uint32_t>> out;
+  for (const auto& a : svc.addresses) {
+    auto slash = a.find('/');
+    if (slash == std::string::npos) continue;
+    std::string ip = a.substr(0, slash);
+    std::string len = a.substr(slash + 1);
+    if (!model::isIpAddress(ip) || len.empty() || len.size() > 3 ||
+        !std::all_of(len.begin(), len.end(), ::isdigit)) {
+      continue;
+    }
+    out.emplace_back(ip, static_cast<uint32_t>(std::stoul(len)));
+  }
+  return out;
+}
+
 // TCP routes of the mesh VirtualService bound to `svc` for `port` (first applicable route).
 std::vector<std::pair<std::string, uint32_t>> tcpDestinations(const Ctx& ctx,
                                                               const model::Service& svc,
@@ -202,7 +219,16 @@ void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
     fc.set_name(cluster);
     bool wildcard_tls =
         model::isTlsProtocol(proto) && bind == "0.0.0.0" && vp.service->hostname != "*";
-    if (wildcard_tls) {
+    std::vector<std::pair<std::string, uint32_t>> ranges;
+    if (bind == "0.0.0.0") ranges = cidrs(*vp.service);
+    if (!ranges.empty()) {
+      // Addresses given as CIDRs: the wildcard listener picks the chain by destination range.
+      for (const auto& [ip, len] : ranges) {
+        auto* r = fc.mutable_filter_chain_match()->add_prefix_ranges();
+        r->set_address_prefix(ip);
+        r->mutable_prefix_len()->set_value(len);
+      }
+    } else if (wildcard_tls) {
       // No VIP: TLS is told apart by SNI.
       fc.mutable_filter_chain_match()->add_server_names(vp.service->hostname);
       ol.sni = true;

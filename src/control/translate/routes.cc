@@ -202,7 +202,7 @@ std::optional<rv3::RetryPolicy> retryPolicy(const net::HTTPRetry* r, bool consis
       t.erase(t.find_last_not_of(' ') + 1);
       start = c + 1;
       if (t.empty()) continue;
-      if (std::all_of(t.begin(), t.end(), ::isdigit)) {
+      if (t.size() <= 3 && std::all_of(t.begin(), t.end(), ::isdigit)) {
         int code = std::stoi(t);
         if (code >= 100 && code <= 599) {
           p.add_retriable_status_codes(code);
@@ -222,9 +222,9 @@ std::optional<rv3::RetryPolicy> retryPolicy(const net::HTTPRetry* r, bool consis
       !(r && r->has_retry_ignore_previous_hosts()) || r->retry_ignore_previous_hosts().value();
   if (!consistent_hash && ignore_prev) {
     auto* pred = p.add_retry_host_predicate();
+    // Name only: the PreviousHostsPredicate proto is not part of the xDS protos Mast builds,
+    // and an Any of an unknown type would make config dumps (JSON) fail.
     pred->set_name("envoy.retry_host_predicates.previous_hosts");
-    *pred->mutable_typed_config() =
-        emptyAny("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate");
   }
   p.set_host_selection_retry_max_attempts(5);
   if (r && r->has_per_try_timeout()) *p.mutable_per_try_timeout() = r->per_try_timeout();
@@ -316,7 +316,9 @@ std::string pathForDecorator(const net::HTTPMatchRequest* m) {
 
 void applyFault(const net::HTTPFaultInjection& f, rv3::Route& r) {
   faultv3::HTTPFault out;
-  if (f.has_delay() && f.delay().has_fixed_delay()) {
+  // exponentialDelay and http2Error have no Envoy equivalent: left out, as Istio does.
+  if (f.has_delay() && f.delay().has_fixed_delay() &&
+      (f.delay().fixed_delay().seconds() > 0 || f.delay().fixed_delay().nanos() > 0)) {
     auto* d = out.mutable_delay();
     *d->mutable_fixed_delay() = f.delay().fixed_delay();
     if (f.delay().has_percentage()) {
@@ -326,7 +328,9 @@ void applyFault(const net::HTTPFaultInjection& f, rv3::Route& r) {
       d->mutable_percentage()->set_denominator(envoy::type::v3::FractionalPercent::HUNDRED);
     }
   }
-  if (f.has_abort()) {
+  if (f.has_abort() &&
+      (f.abort().error_type_case() == net::HTTPFaultInjection::Abort::kHttpStatus ||
+       f.abort().error_type_case() == net::HTTPFaultInjection::Abort::kGrpcStatus)) {
     auto* a = out.mutable_abort();
     if (f.abort().error_type_case() == net::HTTPFaultInjection::Abort::kHttpStatus) {
       a->set_http_status(static_cast<uint32_t>(f.abort().http_status()));
@@ -352,14 +356,18 @@ void applyFault(const net::HTTPFaultInjection& f, rv3::Route& r) {
       const std::string& g = f.abort().grpc_status();
       if (auto it = kCodes.find(g); it != kCodes.end()) {
         a->set_grpc_status(it->second);
-      } else if (!g.empty() && std::all_of(g.begin(), g.end(), ::isdigit)) {
+      } else if (!g.empty() && g.size() < 6 && std::all_of(g.begin(), g.end(), ::isdigit)) {
         a->set_grpc_status(static_cast<uint32_t>(std::stoul(g)));
+      } else {
+        out.clear_abort();  // an unknown code: no abort rather than a config the proxy rejects
       }
     }
     // No percentage → nothing is aborted (Istio's semantics).
-    *a->mutable_percentage() =
-        fraction(f.abort().has_percentage() ? f.abort().percentage().value() : 0);
+    if (out.has_abort())
+      *out.mutable_abort()->mutable_percentage() =
+          fraction(f.abort().has_percentage() ? f.abort().percentage().value() : 0);
   }
+  if (!out.has_delay() && !out.has_abort()) return;
   (*r.mutable_typed_per_filter_config())["envoy.filters.http.fault"].PackFrom(out);
 }
 

@@ -769,6 +769,13 @@ TEST_F(TranslateTest, MutualTlsUsesClientCertificates) {
     }
   }
   EXPECT_TRUE(mongo_listener);
+  // Its address is a CIDR: the chain matches the destination range on the wildcard listener.
+  const auto* ml = findListener(r, "0.0.0.0_27018");
+  ASSERT_NE(ml, nullptr);
+  ASSERT_EQ(ml->filter_chains(0).filter_chain_match().prefix_ranges_size(), 1);
+  EXPECT_EQ(ml->filter_chains(0).filter_chain_match().prefix_ranges(0).address_prefix(),
+            "192.192.192.192");
+  EXPECT_EQ(ml->filter_chains(0).filter_chain_match().prefix_ranges(0).prefix_len().value(), 24u);
   // example.com is defined twice: egress's (exportTo ".") is invisible here, so the cluster
   // is httpbin-ns's STATIC one; in "egress" the local DNS one wins. One cluster per name.
   auto names = clusterNames(r);
@@ -976,6 +983,31 @@ spec:
   // Another namespace without a Sidecar sees everything, including "shop".
   auto other = gen(sidecar("sleep", "10.0.7.7", "foo"));
   EXPECT_NE(findCluster(other, "outbound|8080||payments.shop.svc.cluster.local"), nullptr);
+}
+
+TEST_F(TranslateTest, SidecarImportsTheDestinationsOfImportedVirtualServices) {
+  apply("sc.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: only-ratings, namespace: default}
+spec:
+  egress:
+  - hosts: ["./ratings.default.svc.cluster.local"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - route: [{destination: {host: details}}]
+)");
+  auto r = gen(sidecar("reviews", "10.0.0.31"));
+  EXPECT_NE(findCluster(r, "outbound|9080||details.default.svc.cluster.local"), nullptr);
+  EXPECT_EQ(findCluster(r, "outbound|9080||productpage.default.svc.cluster.local"), nullptr);
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kRatings) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  EXPECT_EQ(vh->routes(0).route().cluster(), "outbound|9080||details.default.svc.cluster.local");
 }
 
 TEST_F(TranslateTest, SidecarOutboundTrafficPolicyOverridesMesh) {
