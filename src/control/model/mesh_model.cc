@@ -84,6 +84,8 @@ void MeshModel::index() {
   default_vs_export_ = exportList(mesh_.default_virtual_service_export_to());
   default_dr_export_ = exportList(mesh_.default_destination_rule_export_to());
 
+  for (const auto& s : registry_->services()) services_by_host_[s->hostname].push_back(s.get());
+
   for (const auto& res : snapshot_->list(config::Kind::kVirtualService)) {
     const auto* spec = res->specAs<net::VirtualService>();
     if (!spec) continue;
@@ -145,12 +147,12 @@ std::vector<const Service*> MeshModel::servicesVisibleTo(std::string_view ns) co
 
 const Service* MeshModel::findService(std::string_view hostname, std::string_view ns) const {
   const Service* best = nullptr;
-  std::string h = toLower(hostname);
-  for (const auto& s : registry_->services()) {
-    if (s->hostname != h) continue;
+  auto it = services_by_host_.find(toLower(hostname));
+  if (it == services_by_host_.end()) return nullptr;
+  for (const Service* s : it->second) {
     if (!isExportedTo(s->export_to, default_service_export_, s->ns, ns)) continue;
-    if (s->ns == ns) return s.get();
-    if (!best || s->creation_timestamp < best->creation_timestamp) best = s.get();
+    if (s->ns == ns) return s;
+    if (!best || s->creation_timestamp < best->creation_timestamp) best = s;
   }
   return best;
 }

@@ -147,6 +147,7 @@ class MeshModel {
   std::vector<std::string> default_vs_export_;
   std::vector<std::string> default_dr_export_;
 
+  std::map<std::string, std::vector<const Service*>, std::less<>> services_by_host_;
   std::vector<VirtualServiceInfo> virtual_services_;  // oldest first
   std::map<std::string, std::vector<const VirtualServiceInfo*>, std::less<>> vs_by_gateway_;
   std::vector<DestinationRuleInfo> destination_rules_;  // oldest first

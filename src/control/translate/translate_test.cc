@@ -891,6 +891,106 @@ spec:
   EXPECT_EQ(vh.routes(1).route().cluster(), "outbound|9080||productpage.default.svc.cluster.local");
 }
 
+TEST_F(TranslateTest, GatewayHttpsTerminationAndRedirect) {
+  apply("gw.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: secure, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: ["default/bookinfo.example.com"]
+    tls: {mode: SIMPLE, serverCertificate: /etc/certs/tls.crt, privateKey: /etc/certs/tls.key}
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["bookinfo.example.com"]
+    tls: {httpsRedirect: true}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo, namespace: default}
+spec:
+  hosts: [bookinfo.example.com]
+  gateways: [istio-system/secure]
+  http:
+  - route: [{destination: {host: productpage, port: {number: 9080}}}]
+)");
+  auto r = gen(ingressGateway());
+  const auto* l = findListener(r, "0.0.0.0_8443");
+  ASSERT_NE(l, nullptr);
+  ASSERT_EQ(l->filter_chains_size(), 1);
+  const auto& fc = l->filter_chains(0);
+  EXPECT_EQ(std::vector<std::string>(fc.filter_chain_match().server_names().begin(),
+                                     fc.filter_chain_match().server_names().end()),
+            std::vector<std::string>{"bookinfo.example.com"});
+  envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext tls;
+  ASSERT_TRUE(fc.transport_socket().typed_config().UnpackTo(&tls));
+  EXPECT_EQ(tls.common_tls_context().tls_certificates(0).certificate_chain().filename(),
+            "/etc/certs/tls.crt");
+  ASSERT_EQ(l->listener_filters_size(), 1);
+  EXPECT_EQ(l->listener_filters(0).name(), "envoy.filters.listener.tls_inspector");
+  std::string rds = "https.8443.https.secure.istio-system";
+  EXPECT_EQ(hcmOf(fc).rds().route_config_name(), rds);
+  const auto* rc = findRoute(r, rds);
+  ASSERT_NE(rc, nullptr);
+  ASSERT_EQ(rc->virtual_hosts_size(), 1);
+  EXPECT_EQ(rc->virtual_hosts(0).routes(0).route().cluster(),
+            "outbound|9080||productpage.default.svc.cluster.local");
+  // Plain HTTP with httpsRedirect: the vhost demands TLS.
+  const auto* http = findRoute(r, "http.8080");
+  ASSERT_NE(http, nullptr);
+  ASSERT_EQ(http->virtual_hosts_size(), 1);
+  EXPECT_EQ(http->virtual_hosts(0).require_tls(), rv3::VirtualHost::ALL);
+}
+
+TEST_F(TranslateTest, TcpVirtualServiceRoutesOnSidecars) {
+  apply("tcp.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  addresses: [10.96.0.99]
+  ports: [{number: 5432, name: tcp-pg, protocol: TCP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.3.1, labels: {role: primary}}
+  - {address: 10.0.3.2, labels: {role: replica}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db, namespace: default}
+spec:
+  host: db
+  subsets: [{name: primary, labels: {role: primary}}, {name: replica, labels: {role: replica}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db]
+  tcp:
+  - match: [{port: 5432}]
+    route:
+    - {destination: {host: db, subset: primary}, weight: 80}
+    - {destination: {host: db, subset: replica}, weight: 20}
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* l = findListener(r, "10.96.0.99_5432");  // TCP with a VIP: its own listener
+  ASSERT_NE(l, nullptr);
+  ASSERT_EQ(l->filter_chains_size(), 1);
+  tcpv3::TcpProxy tp;
+  ASSERT_TRUE(l->filter_chains(0).filters(0).typed_config().UnpackTo(&tp));
+  ASSERT_EQ(tp.weighted_clusters().clusters_size(), 2);
+  EXPECT_EQ(tp.weighted_clusters().clusters(0).name(),
+            "outbound|5432|primary|db.default.svc.cluster.local");
+  EXPECT_EQ(tp.weighted_clusters().clusters(0).weight(), 80u);
+  EXPECT_EQ(addresses(*findCla(r, "outbound|5432|replica|db.default.svc.cluster.local")),
+            std::vector<std::string>{"10.0.3.2:5432"});
+  EXPECT_EQ(findRoute(r, "5432"), nullptr);  // TCP ports have no RDS
+}
+
 // ---------------------------------------------------------------------------------------------
 // Proxyless gRPC
 
@@ -1039,6 +1139,56 @@ TEST_F(TranslateTest, GenerateIsDeterministic) {
       EXPECT_EQ(json(a.routes[i]), json(b.routes[i]));
     }
   }
+}
+
+// mast-proxy's config dump prints resources as JSON: every Any must be of a known type.
+TEST_F(TranslateTest, EveryResourcePrintsAsJson) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-ratings-test-abort.yaml");
+  applyBookinfo("bookinfo-gateway.yaml");
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}
+    mirror: {host: ratings}
+    route: [{destination: {host: reviews, subset: v1}}]
+)");
+  for (const auto& proxy : {sidecar("productpage", "10.0.0.10"), ingressGateway(), proxyless()}) {
+    auto r = gen(proxy);
+    auto check = [](const google::protobuf::Message& m) {
+      std::string out;
+      auto st = google::protobuf::util::MessageToJsonString(m, &out);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    };
+    for (const auto& m : r.listeners) check(m);
+    for (const auto& m : r.routes) check(m);
+    for (const auto& m : r.clusters) check(m);
+    for (const auto& m : r.endpoints) check(m);
+  }
+}
+
+// The egress example: match-level gateways split one VirtualService between sidecars and a
+// gateway; short gateway names resolve in the VirtualService's namespace.
+TEST_F(TranslateTest, MatchLevelGatewaysSelectRoutesForSidecars) {
+  applyBookinfo("service-entry-examples.yaml");
+  auto r = gen(sidecar("sleep", "10.0.8.8", "egress"));
+  const auto* vh = findVhost(*findRoute(r, "80"), "example.com:80");
+  ASSERT_NE(vh, nullptr);
+  ASSERT_EQ(vh->routes_size(), 1);
+  EXPECT_EQ(vh->routes(0).route().cluster(),
+            "outbound|80||istio-egressgateway.istio-system.svc.cluster.local");
+  // "istio-egressgateway" written in namespace egress means egress/istio-egressgateway, not
+  // the Gateway of istio-system: that gateway has nothing bound and answers 404.
+  auto gw = ingressGateway();
+  gw.labels = {{"istio", "egressgateway"}};
+  auto g = gen(gw);
+  const auto* rc = findRoute(g, "http.80");
+  ASSERT_NE(rc, nullptr);
+  EXPECT_EQ(rc->virtual_hosts(0).name(), "blackhole:80");
 }
 
 TEST_F(TranslateTest, UnknownProxyTypeGetsNothing) {
