@@ -1,0 +1,424 @@
+#include "control/server/mastd.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/logging.h"
+#include "control/config/json_proto.h"
+#include "control/config/parse.h"
+#include "control/config/watcher.h"
+#include "control/config/writer.h"
+#include "control/xds/type_urls.h"
+
+namespace mast::control::server {
+
+namespace {
+
+HttpResponse json(int status, const nlohmann::json& j) {
+  return {status, "application/json", j.dump(2) + "\n"};
+}
+
+HttpResponse text(int status, std::string body) {
+  return {status, "text/plain; charset=utf-8", std::move(body)};
+}
+
+nlohmann::json errorJson(const config::ConfigError& e) {
+  return {{"file", e.file}, {"document", e.document}, {"resource", e.resource}, {"line", e.line},
+          {"path", e.path}, {"message", e.message},   {"text", e.toString()}};
+}
+
+nlohmann::json resourceJson(const config::Resource& r) {
+  nlohmann::json meta = {{"name", r.metadata.name}, {"namespace", r.metadata.ns}};
+  if (!r.metadata.labels.empty()) meta["labels"] = r.metadata.labels;
+  if (!r.metadata.annotations.empty()) meta["annotations"] = r.metadata.annotations;
+  return {{"apiVersion", r.api_version},
+          {"kind", std::string(config::kindName(r.kind))},
+          {"metadata", meta},
+          {"spec", r.spec ? config::messageToJson(*r.spec) : nlohmann::json::object()}};
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool fileHoldsOnly(const config::ConfigSnapshot& snap, const std::string& file,
+                   const config::ResourceKey& key) {
+  for (const auto& [k, r] : snap.resources()) {
+    if (r->source_file == file && !(k == key)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Mastd::Mastd(MastdOptions options, std::unique_ptr<Generator> generator)
+    : options_(std::move(options)), generator_(std::move(generator)) {
+  mesh_ = config::defaultMeshConfig();
+}
+
+Mastd::~Mastd() { stop(); }
+
+Status Mastd::start() {
+  if (!options_.mesh_config_file.empty()) {
+    auto r =
+        config::parseMeshConfig(options_.mesh_config_file, readFile(options_.mesh_config_file));
+    if (!r.errors.empty()) {
+      std::string msg;
+      for (const auto& e : r.errors) msg += e.toString() + "\n";
+      return Error{"mesh config: " + msg};
+    }
+    mesh_ = r.config;
+  }
+  debouncer_ = std::make_unique<xds::Debouncer>(
+      options_.debounce, [this](std::set<std::string> keys, size_t) { pushAll(keys); });
+  store_.subscribe([this](const std::shared_ptr<const config::ConfigSnapshot>& snap,
+                          const std::vector<config::ResourceKey>& changed) {
+    config_version_ = snap->version();
+    for (const auto& k : changed) MAST_LOG(DEBUG, "config: {} changed", k.toString());
+    debouncer_->trigger("");
+  });
+  watcher_ = std::make_unique<config::DirectoryWatcher>(store_, options_.config_dir);
+  watcher_->setBatchCallback([](const std::vector<config::ConfigError>& errors) {
+    for (const auto& e : errors) MAST_LOG(WARN, "config: {}", e.toString());
+  });
+  std::vector<config::ConfigError> initial;
+  if (auto s = watcher_->start(&initial); !s) return s;
+  for (const auto& e : initial) MAST_LOG(WARN, "config: {}", e.toString());
+  {
+    std::lock_guard lk(mu_);
+    generator_->update(store_.snapshot(), mesh_, {});
+    ++model_builds_;
+  }
+  MAST_LOG(INFO, "config: {} resource(s) from {} ({} error(s))", store_.snapshot()->size(),
+           options_.config_dir, initial.size());
+
+  xds::Callbacks cb;
+  cb.on_proxy_connected = [this](const xds::ProxyInfo& p) { return onProxyConnected(p); };
+  cb.on_proxy_disconnected = [this](const std::string& id, uint64_t stream) {
+    onProxyDisconnected(id, stream);
+  };
+  cb.on_nack = [](const xds::AckEvent& e) {
+    MAST_LOG(WARN, "xds: {} rejected {} version {}: {}", e.node_id, e.type_url, e.version,
+             e.error_detail);
+  };
+  xds::XdsServerOptions xo;
+  xo.address = options_.listen_address;
+  xo.port = options_.xds_port;
+  xds_ = std::make_unique<xds::XdsServer>(cache_, cb, xo);
+  auto port = xds_->start();
+  if (!port) return Error{"xds: " + port.error()};
+  xds_port_ = *port;
+
+  http_ = std::make_unique<HttpServer>([this](const HttpRequest& r) { return handle(r); });
+  auto addr =
+      net::parseEndpoint(options_.listen_address, static_cast<uint16_t>(options_.http_port));
+  if (!addr) return Error{"--listen-address: " + addr.error()};
+  auto bound = http_->start(*addr);
+  if (!bound) return Error{"http: " + bound.error()};
+  http_port_ = bound->port();
+  MAST_LOG(INFO, "mastd: ADS on {}:{}, HTTP API on {}", options_.listen_address, xds_port_,
+           net::toString(*bound));
+  return {};
+}
+
+void Mastd::stop() {
+  if (http_) http_->stop();
+  if (xds_) xds_->stop();
+  if (watcher_) watcher_->stop();
+  debouncer_.reset();
+  http_.reset();
+}
+
+// === Pushes ===
+
+std::shared_ptr<const xds::Snapshot> Mastd::snapshotFor(const xds::ProxyInfo& proxy) {
+  return std::make_shared<const xds::Snapshot>(generator_->generate(proxy));
+}
+
+void Mastd::pushAll(const std::set<std::string>&) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, std::shared_ptr<const xds::Snapshot>>> out;
+  {
+    std::lock_guard lk(mu_);
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = auto_expiry_.begin(); it != auto_expiry_.end();) {
+      if (it->second <= now) {
+        MAST_LOG(INFO, "registry: auto-registered workload {} expired", it->first);
+        auto_registered_.erase(it->first);
+        it = auto_expiry_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    std::vector<xds::ProxyInfo> autos;
+    for (const auto& [id, p] : auto_registered_) autos.push_back(p);
+    generator_->update(store_.snapshot(), mesh_, autos);
+    ++model_builds_;
+    for (const auto& [id, p] : proxies_) out.emplace_back(id, snapshotFor(p));
+  }
+  // Outside the lock: setSnapshot runs the stream pushes on this thread.
+  for (auto& [id, s] : out) cache_.setSnapshot(id, s);
+  pushes_ += out.size();
+  last_push_ = std::chrono::steady_clock::now();
+  last_push_duration_ = std::chrono::duration_cast<std::chrono::microseconds>(last_push_ - start);
+  MAST_LOG(DEBUG, "push: {} proxies in {} us", out.size(), last_push_duration_.count());
+}
+
+Status Mastd::onProxyConnected(const xds::ProxyInfo& proxy) {
+  std::shared_ptr<const xds::Snapshot> snap;
+  bool registered = false;
+  {
+    std::lock_guard lk(mu_);
+    auto group = proxy.metadata.find("AUTO_REGISTER_GROUP");
+    bool auto_register = group != proxy.metadata.end() && !group->second.empty();
+    if (auto_register) {
+      // Refused streams get no disconnect callback: check before counting the stream.
+      auto ns = proxy.namespace_.empty() ? std::string("default") : proxy.namespace_;
+      if (!store_.snapshot()->get(config::Kind::kWorkloadGroup, ns, group->second)) {
+        return Error{"AUTO_REGISTER_GROUP: no WorkloadGroup " + ns + "/" + group->second};
+      }
+    }
+    proxies_[proxy.id] = proxy;
+    ++streams_[proxy.id];
+    if (auto_register) {
+      auto_expiry_.erase(proxy.id);
+      registered = !auto_registered_.count(proxy.id);
+      auto_registered_[proxy.id] = proxy;
+    }
+    snap = snapshotFor(proxy);
+  }
+  MAST_LOG(INFO, "xds: proxy {} connected ({})", proxy.id, proxy.user_agent);
+  cache_.setSnapshot(proxy.id, snap);
+  if (registered) debouncer_->trigger("");  // the new workload changes other proxies' endpoints
+  return {};
+}
+
+void Mastd::onProxyDisconnected(const std::string& node_id, uint64_t) {
+  bool expire = false;
+  {
+    std::lock_guard lk(mu_);
+    if (--streams_[node_id] > 0) return;
+    streams_.erase(node_id);
+    proxies_.erase(node_id);
+    if (auto_registered_.count(node_id)) {
+      auto_expiry_[node_id] = std::chrono::steady_clock::now() + options_.auto_registration_grace;
+      expire = true;
+    }
+  }
+  MAST_LOG(INFO, "xds: proxy {} disconnected", node_id);
+  if (expire) {
+    // Re-check once the grace period is over (a reconnect cancels the expiry).
+    auto grace = options_.auto_registration_grace;
+    std::thread([this, grace] {
+      std::this_thread::sleep_for(grace + std::chrono::milliseconds(50));
+      if (debouncer_) debouncer_->trigger("");
+    }).detach();
+  }
+}
+
+// === HTTP API ===
+
+HttpResponse Mastd::handle(const HttpRequest& req) {
+  const std::string& p = req.path;
+  if (p == "/ready") return text(200, "ok\n");
+  if (p == "/version") return json(200, {{"version", "mast 0.1"}});
+  if (p == "/api/v1/apply" && req.method == "POST") return apply(req);
+  if (p == "/api/v1/resources" && req.method == "GET") return get(req);
+  if (p == "/api/v1/resources" && req.method == "DELETE") return remove(req);
+  if (p == "/debug/syncz") return syncz();
+  if (p == "/debug/config_errors") return configErrors();
+  if (p == "/debug/config_dump") return configDump(req);
+  if (p == "/metrics" || p == "/stats/prometheus") return metrics();
+  return json(404, {{"error", "no such endpoint: " + req.method + " " + p}});
+}
+
+HttpResponse Mastd::apply(const HttpRequest& req) {
+  bool dry_run = req.query.count("dryRun") && req.query.at("dryRun") != "false";
+  std::string source = req.query.count("source") ? req.query.at("source") : "<stdin>";
+  auto parsed = config::parseFile(source, req.body);
+  auto errors = parsed.errors();
+  if (!errors.empty()) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& e : errors) arr.push_back(errorJson(e));
+    return json(400, {{"errors", arr}});
+  }
+  auto snap = store_.snapshot();
+  // Decide every document before writing any, so that a conflict writes nothing.
+  struct Plan {
+    config::Resource resource;
+    std::string outcome;  // created | configured | unchanged
+    std::string path;
+  };
+  std::vector<Plan> plans;
+  for (const auto& d : parsed.documents) {
+    const auto& r = *d.resource;
+    auto existing = snap->get(r.key());
+    std::string target = options_.config_dir + "/" + config::resourceFileName(r.key());
+    if (existing) {
+      if (existing->source_file != target &&
+          !fileHoldsOnly(*snap, existing->source_file, r.key())) {
+        return json(409, {{"errors",
+                           {{{"resource", r.key().toString()},
+                             {"message", "defined in " + existing->source_file +
+                                             " next to other resources; edit that file"}}}}});
+      }
+      target = existing->source_file;
+    }
+    std::string outcome = !existing                           ? "created"
+                          : config::sameContent(*existing, r) ? "unchanged"
+                                                              : "configured";
+    plans.push_back({r, outcome, target});
+  }
+  nlohmann::json results = nlohmann::json::array();
+  for (auto& plan : plans) {
+    if (!dry_run && plan.outcome != "unchanged") {
+      std::string yaml = config::resourceToYaml(plan.resource);
+      if (auto s = config::writeFileAtomic(plan.path, yaml); !s) {
+        return json(500, {{"errors", {{{"message", s.error()}}}}});
+      }
+      store_.applyFile(plan.path, yaml);  // visible at once; the watcher then sees no change
+    }
+    results.push_back({{"resource", plan.resource.key().toString()},
+                       {"kind", std::string(config::kindName(plan.resource.kind))},
+                       {"namespace", plan.resource.metadata.ns},
+                       {"name", plan.resource.metadata.name},
+                       {"outcome", plan.outcome},
+                       {"file", plan.path}});
+  }
+  return json(200, {{"results", results}, {"dryRun", dry_run}});
+}
+
+HttpResponse Mastd::get(const HttpRequest& req) {
+  auto snap = store_.snapshot();
+  std::optional<config::Kind> kind;
+  if (req.query.count("kind") && !req.query.at("kind").empty()) {
+    kind = config::kindFromName(req.query.at("kind"));
+    if (!kind) return json(400, {{"error", "unknown kind '" + req.query.at("kind") + "'"}});
+  }
+  std::string ns = req.query.count("namespace") ? req.query.at("namespace") : "";
+  std::string name = req.query.count("name") ? req.query.at("name") : "";
+  bool yaml = req.query.count("format") && req.query.at("format") == "yaml";
+  nlohmann::json items = nlohmann::json::array();
+  std::string yaml_out;
+  for (const auto& [k, r] : snap->resources()) {
+    if (kind && k.kind != *kind) continue;
+    if (!ns.empty() && k.ns != ns) continue;
+    if (!name.empty() && k.name != name) continue;
+    items.push_back(resourceJson(*r));
+    if (yaml) yaml_out += "---\n" + config::resourceToYaml(*r);
+  }
+  if (!name.empty() && items.empty()) {
+    return json(404, {{"error", std::string(kind ? config::kindName(*kind) : "resource") + " " +
+                                    (ns.empty() ? "default" : ns) + "/" + name + " not found"}});
+  }
+  if (yaml) return {200, "application/yaml", yaml_out};
+  return json(200, {{"items", items}, {"version", snap->version()}});
+}
+
+HttpResponse Mastd::remove(const HttpRequest& req) {
+  auto kind = req.query.count("kind") ? config::kindFromName(req.query.at("kind")) : std::nullopt;
+  if (!kind) return json(400, {{"error", "kind is required"}});
+  std::string ns = req.query.count("namespace") && !req.query.at("namespace").empty()
+                       ? req.query.at("namespace")
+                       : "default";
+  std::string name = req.query.count("name") ? req.query.at("name") : "";
+  config::ResourceKey key{*kind, ns, name};
+  auto snap = store_.snapshot();
+  auto existing = snap->get(key);
+  if (!existing) return json(404, {{"error", key.toString() + " not found"}});
+  if (!fileHoldsOnly(*snap, existing->source_file, key)) {
+    return json(409, {{"error", key.toString() + " is defined in " + existing->source_file +
+                                    " next to other resources; edit that file"}});
+  }
+  if (::unlink(existing->source_file.c_str()) != 0) {
+    return json(
+        500, {{"error", "cannot remove " + existing->source_file + ": " + std::strerror(errno)}});
+  }
+  store_.removeFile(existing->source_file);
+  return json(200, {{"results", {{{"resource", key.toString()}, {"outcome", "deleted"}}}}});
+}
+
+HttpResponse Mastd::syncz() {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& st : xds_->status()) {
+    nlohmann::json types = nlohmann::json::object();
+    for (const auto& [url, t] : st.types) {
+      types[xds::shortTypeName(url)] = {{"state", std::string(xds::syncStateName(t.state))},
+                                        {"sent_version", t.sent_version},
+                                        {"acked_version", t.acked_version},
+                                        {"nacked_version", t.nacked_version},
+                                        {"error", t.error_message},
+                                        {"resources", t.resources_sent},
+                                        {"pushes", t.pushes}};
+    }
+    out.push_back({{"proxy", st.proxy.id},
+                   {"type", std::string(xds::proxyTypeName(st.proxy.type))},
+                   {"namespace", st.proxy.namespace_},
+                   {"user_agent", st.proxy.user_agent},
+                   {"delta", st.delta},
+                   {"peer", st.peer},
+                   {"types", types}});
+  }
+  return json(200, {{"proxies", out}});
+}
+
+HttpResponse Mastd::configErrors() {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& e : store_.errors()) arr.push_back(errorJson(e));
+  return json(200, {{"errors", arr}});
+}
+
+HttpResponse Mastd::configDump(const HttpRequest& req) {
+  std::string id = req.query.count("proxy") ? req.query.at("proxy") : "";
+  auto snap = cache_.getSnapshot(id);
+  if (!snap) return json(404, {{"error", "no snapshot for proxy '" + id + "'"}});
+  nlohmann::json types = nlohmann::json::object();
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  for (const auto& [url, set] : snap->types()) {
+    nlohmann::json res = nlohmann::json::array();
+    for (const auto& [name, r] : set.resources) {
+      std::string s;
+      if (google::protobuf::util::MessageToJsonString(*r.any, &s, o).ok()) {
+        res.push_back(nlohmann::json::parse(s));
+      }
+    }
+    types[xds::shortTypeName(url)] = {{"version", set.version}, {"resources", res}};
+  }
+  return json(200, {{"proxy", id}, {"types", types}});
+}
+
+HttpResponse Mastd::metrics() {
+  auto m = xds_->metrics();
+  std::string out;
+  auto gauge = [&](const char* name, const char* help, uint64_t v) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, v);
+  };
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, v);
+  };
+  gauge("pilot_xds", "Connected xDS proxies.", m.connected_proxies);
+  gauge("mast_xds_streams", "Open ADS streams with a known node.", m.connected_streams);
+  counter("pilot_xds_pushes_total", "xDS responses sent.", m.pushes_total);
+  counter("mast_xds_acks_total", "ACKs received.", m.acks_total);
+  counter("pilot_total_xds_rejects", "NACKs received.", m.nacks_total);
+  counter("mast_model_builds_total", "Model rebuilds (debounced config changes).",
+          model_builds_.load());
+  gauge("mast_config_version", "Version of the config store.", config_version_.load());
+  gauge("mast_config_resources", "Istio resources in force.", store_.snapshot()->size());
+  gauge("pilot_total_xds_internal_errors", "Config errors currently reported.",
+        store_.errors().size());
+  out += "# HELP pilot_xds_pushes Responses sent, by type.\n# TYPE pilot_xds_pushes counter\n";
+  for (const auto& [url, n] : m.pushes_by_type) {
+    out += fmt::format("pilot_xds_pushes{{type=\"{}\"}} {}\n", xds::shortTypeName(url), n);
+  }
+  return {200, "text/plain; version=0.0.4", out};
+}
+
+}  // namespace mast::control::server

@@ -1,0 +1,111 @@
+#pragma once
+// mastd: the control plane process. Reads Istio resources from a config directory (watched),
+// keeps the registry/model, translates it into xDS per connected proxy and serves it over ADS;
+// exposes the HTTP API (apply/get/delete), debug views (syncz, config errors, config dump) and
+// Prometheus metrics.
+//
+// Thread contract: configuration changes arrive on the watcher thread or the HTTP thread and
+// only trigger the debouncer; pushes are computed on the debouncer thread (one at a time) from an
+// immutable model; a newly connected proxy gets its snapshot on the gRPC callback thread before
+// anything is sent to it. Shared state (the model, the connected proxies) is guarded by mu_; the
+// translation itself runs without the lock on immutable inputs.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "base/result.h"
+#include "control/config/mesh_config.h"
+#include "control/config/store.h"
+#include "control/server/http_server.h"
+#include "control/xds/ads_server.h"
+#include "control/xds/debouncer.h"
+#include "control/xds/snapshot.h"
+
+namespace mast::control::config {
+class DirectoryWatcher;
+}
+
+namespace mast::control::server {
+
+struct MastdOptions {
+  std::string config_dir;
+  std::string mesh_config_file;  // optional
+  std::string listen_address = "127.0.0.1";
+  int xds_port = 15010;
+  int http_port = 15014;
+  xds::DebounceOptions debounce;
+  // How long a WorkloadGroup-registered workload outlives its proxy's disconnect.
+  std::chrono::milliseconds auto_registration_grace{10000};
+};
+
+// The translation seam: everything one proxy should see, computed from immutable inputs.
+class Generator {
+ public:
+  virtual ~Generator() = default;
+  // Rebuilds the model from a config snapshot (called after each debounced burst).
+  virtual void update(std::shared_ptr<const config::ConfigSnapshot> snapshot,
+                      const config::MeshConfig& mesh,
+                      const std::vector<xds::ProxyInfo>& auto_registered) = 0;
+  // The xDS resources for one proxy (pure given the last update()).
+  virtual xds::Snapshot generate(const xds::ProxyInfo& proxy) = 0;
+};
+
+class Mastd {
+ public:
+  Mastd(MastdOptions options, std::unique_ptr<Generator> generator);
+  ~Mastd();
+
+  // Loads the config directory and the mesh config, starts the watcher, the ADS server and the
+  // HTTP server. Initial config errors are logged, not fatal (the valid resources serve).
+  Status start();
+  void stop();
+  int xdsPort() const { return xds_port_; }
+  int httpPort() const { return http_port_; }
+
+  // HTTP API (the HTTP server thread).
+  HttpResponse handle(const HttpRequest& req);
+
+ private:
+  void onConfigChanged();
+  void pushAll(const std::set<std::string>& keys);
+  std::shared_ptr<const xds::Snapshot> snapshotFor(const xds::ProxyInfo& proxy);
+  Status onProxyConnected(const xds::ProxyInfo& proxy);
+  void onProxyDisconnected(const std::string& node_id, uint64_t stream_id);
+
+  HttpResponse apply(const HttpRequest& req);
+  HttpResponse get(const HttpRequest& req);
+  HttpResponse remove(const HttpRequest& req);
+  HttpResponse syncz();
+  HttpResponse configErrors();
+  HttpResponse configDump(const HttpRequest& req);
+  HttpResponse metrics();
+
+  MastdOptions options_;
+  std::unique_ptr<Generator> generator_;
+  config::MeshConfig mesh_;
+  config::ConfigStore store_;
+  std::unique_ptr<config::DirectoryWatcher> watcher_;
+  xds::SnapshotCache cache_;
+  std::unique_ptr<xds::XdsServer> xds_;
+  std::unique_ptr<xds::Debouncer> debouncer_;
+  std::unique_ptr<HttpServer> http_;
+  int xds_port_ = 0;
+  int http_port_ = 0;
+
+  std::mutex mu_;                                  // guards the maps below and generator_ calls
+  std::map<std::string, xds::ProxyInfo> proxies_;  // connected, by node id
+  std::map<std::string, uint64_t> streams_;        // node id → open stream count
+  std::map<std::string, xds::ProxyInfo> auto_registered_;  // WorkloadGroup members
+  std::map<std::string, std::chrono::steady_clock::time_point> auto_expiry_;
+  std::atomic<uint64_t> pushes_{0};
+  std::atomic<uint64_t> model_builds_{0};
+  std::atomic<uint64_t> config_version_{0};
+  std::chrono::steady_clock::time_point last_push_{};
+  std::chrono::microseconds last_push_duration_{0};
+};
+
+}  // namespace mast::control::server
