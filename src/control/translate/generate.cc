@@ -277,6 +277,16 @@ ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& prox
       buildProxylessRoutes(ctx, out);
       break;
   }
+  // A name must be unique per type (xDS keys resources by name); conflicting definitions,
+  // e.g. two gateway servers with the same port name, keep the first, as istiod does.
+  auto dedupe = [](auto& list, auto name_of) {
+    std::set<std::string> seen;
+    std::erase_if(list, [&](const auto& r) { return !seen.insert(name_of(r)).second; });
+  };
+  dedupe(out.listeners, [](const auto& l) { return l.name(); });
+  dedupe(out.routes, [](const auto& r) { return r.name(); });
+  dedupe(out.clusters, [](const auto& c) { return c.name(); });
+  dedupe(out.endpoints, [](const auto& e) { return e.cluster_name(); });
   return out;
 }
 

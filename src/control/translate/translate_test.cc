@@ -95,8 +95,8 @@ class TranslateTest : public ::testing::Test {
   void apply(const std::string& name, const std::string& yaml) {
     for (const auto& e : store_.applyFile(name, yaml)) ADD_FAILURE() << e.toString();
   }
-  ProxyResources gen(const xds::ProxyInfo& proxy) {
-    model_ = model::MeshModel::build(store_.snapshot(), mesh_);
+  ProxyResources gen(const xds::ProxyInfo& proxy, std::vector<model::WorkloadInstance> vms = {}) {
+    model_ = model::MeshModel::build(store_.snapshot(), mesh_, std::move(vms));
     return generate(*model_, proxy);
   }
 
@@ -200,6 +200,74 @@ TEST_F(TranslateTest, SidecarClustersWithoutRules) {
   ASSERT_NE(in, nullptr);
   EXPECT_EQ(in->type(), cv3::Cluster::STATIC);
   EXPECT_EQ(addresses(in->load_assignment()), std::vector<std::string>{"10.0.0.10:9080"});
+}
+
+// A VM auto-registered from a WorkloadGroup: an endpoint of its service for everyone, and the
+// inbound side for its own sidecar.
+TEST_F(TranslateTest, AutoRegisteredWorkloadsJoinEndpoints) {
+  model::WorkloadInstance vm;
+  vm.name = "ratings-vm-10.0.9.1";
+  vm.ns = "default";
+  vm.group = "ratings-vm";
+  vm.entry.set_address("10.0.9.1");
+  vm.entry.set_locality("us-west/zone-c");
+  (*vm.entry.mutable_labels())["app"] = "ratings";
+  (*vm.entry.mutable_labels())["version"] = "v2";
+  auto r = gen(sidecar("productpage", "10.0.0.10"), {vm});
+  EXPECT_EQ(addresses(*findCla(r, std::string("outbound|9080||") + kRatings)),
+            (std::vector<std::string>{"10.0.0.40:9080", "10.0.9.1:9080"}));
+  auto self = gen(sidecar("ratings", "10.0.9.1"), {vm});
+  const auto* in = findCluster(self, "inbound|9080||");
+  ASSERT_NE(in, nullptr);
+  EXPECT_EQ(addresses(in->load_assignment()), std::vector<std::string>{"10.0.9.1:9080"});
+}
+
+// Two Gateways selecting the same proxy on one port share its listener and route config.
+TEST_F(TranslateTest, GatewaysOnTheSamePortShareListenerAndRoutes) {
+  apply("gw.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: a, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["a.example.com"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: b, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["b.example.com"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.example.com]
+  gateways: [istio-system/a]
+  http: [{route: [{destination: {host: reviews, port: {number: 9080}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default}
+spec:
+  hosts: [b.example.com]
+  gateways: [b]
+  http: [{route: [{destination: {host: ratings, port: {number: 9080}}}]}]
+)");
+  auto r = gen(ingressGateway());
+  ASSERT_EQ(r.listeners.size(), 1u);
+  EXPECT_EQ(r.listeners[0].name(), "0.0.0.0_8080");
+  ASSERT_EQ(r.routes.size(), 1u);
+  const auto& rc = r.routes[0];
+  EXPECT_EQ(rc.name(), "http.8080");
+  ASSERT_EQ(rc.virtual_hosts_size(), 2);
+  EXPECT_EQ(rc.virtual_hosts(0).name(), "a.example.com:8080");
+  EXPECT_EQ(rc.virtual_hosts(0).routes(0).route().cluster(),
+            std::string("outbound|9080||") + kReviews);
+  EXPECT_EQ(rc.virtual_hosts(1).name(), "b.example.com:8080");
+  EXPECT_EQ(rc.virtual_hosts(1).routes(0).route().cluster(),
+            std::string("outbound|9080||") + kRatings);
 }
 
 TEST_F(TranslateTest, EndpointsCarryLocalityAndWeights) {
