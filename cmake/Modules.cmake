@@ -22,9 +22,11 @@ set(MAST_MODULE_DIRS
   src/control/ca
   src/control/server
   src/cli
+  src/agent
   cmd/mast-proxy
   cmd/mastd
   cmd/mastctl
+  cmd/mast-agent
   test/integration
   bench
   fuzz)
