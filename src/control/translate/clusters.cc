@@ -348,7 +348,11 @@ void outboundCluster(const Ctx& ctx, const VisiblePort& vp, const net::Destinati
   }
   applyConnectionPool(policy.connection_pool, port, c, http, http_used);
   if (!proxyless) applyOutlierDetection(policy.outlier_detection, c);
-  applyTls(policy.tls, svc, http.explicit_http_config().has_http2_protocol_options(), c);
+  // gRPC takes TLS material only from certificate providers of its bootstrap, never from
+  // files named in a cluster: a file-based context would get the whole CDS response NACKed.
+  if (!proxyless) {
+    applyTls(policy.tls, svc, http.explicit_http_config().has_http2_protocol_options(), c);
+  }
   if (http_used) {
     if (!http.has_explicit_http_config() && !http.has_use_downstream_protocol_config()) {
       http.mutable_explicit_http_config()->mutable_http_protocol_options();
@@ -407,6 +411,14 @@ void inboundClusters(const Ctx& ctx, ProxyResources& out) {
                    ->mutable_socket_address();
     sa->set_address(localhost ? "127.0.0.1" : in.address);
     sa->set_port_value(in.target_port);
+    if (!localhost) {
+      // From 127.0.0.6, which the capture rules let through: a connection from the proxy's uid
+      // to the workload's own address leaves on lo and would otherwise be redirected to 15006
+      // again (a loop), exactly as Istio's inbound clusters avoid it.
+      auto* bind = c.mutable_upstream_bind_config()->mutable_source_address();
+      bind->set_address("127.0.0.6");
+      bind->set_port_value(0);
+    }
     out.clusters.push_back(std::move(c));
   }
 }

@@ -49,13 +49,31 @@ envoy::type::matcher::v3::StringMatcher stringMatcher(const net::StringMatch& m)
   return s;
 }
 
-rv3::HeaderMatcher headerMatcher(const std::string& name, const net::StringMatch& m, bool invert) {
+// `legacy`: the pre-string_match fields (exact_match, prefix_match, safe_regex_match), the only
+// ones gRPC 1.51 accepts ("Invalid route header matcher specified" otherwise).
+rv3::HeaderMatcher headerMatcher(const std::string& name, const net::StringMatch& m, bool invert,
+                                 bool legacy) {
   rv3::HeaderMatcher h;
   h.set_name(name);
   bool presence = m.match_type_case() == net::StringMatch::MATCH_TYPE_NOT_SET ||
                   (m.match_type_case() == net::StringMatch::kRegex && m.regex() == "*");
   if (presence) {
     h.set_present_match(true);
+  } else if (legacy) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // deprecated on purpose, see above
+    switch (m.match_type_case()) {
+      case net::StringMatch::kExact:
+        h.set_exact_match(m.exact());
+        break;
+      case net::StringMatch::kPrefix:
+        h.set_prefix_match(m.prefix());
+        break;
+      default:
+        h.mutable_safe_regex_match()->set_regex(m.regex());
+        break;
+    }
+#pragma GCC diagnostic pop
   } else {
     *h.mutable_string_match() = stringMatcher(m);
     if (invert) h.set_treat_missing_header_as_empty(true);
@@ -76,7 +94,7 @@ bool isCatchAll(const net::HTTPMatchRequest* m) {
          !m->has_scheme();
 }
 
-rv3::RouteMatch routeMatch(const net::HTTPMatchRequest* m) {
+rv3::RouteMatch routeMatch(const net::HTTPMatchRequest* m, bool legacy) {
   rv3::RouteMatch rm;
   rm.mutable_case_sensitive()->set_value(!(m && m->ignore_uri_case()));
   if (!m || !m->has_uri() || m->uri().match_type_case() == net::StringMatch::MATCH_TYPE_NOT_SET) {
@@ -98,13 +116,15 @@ rv3::RouteMatch routeMatch(const net::HTTPMatchRequest* m) {
   // Headers sorted by name for determinism; pseudo-headers after them (Istio's order).
   std::map<std::string, const net::StringMatch*> headers;
   for (const auto& [k, v] : m->headers()) headers[k] = &v;
-  for (const auto& [name, sm] : headers) *rm.add_headers() = headerMatcher(name, *sm, false);
+  for (const auto& [name, sm] : headers)
+    *rm.add_headers() = headerMatcher(name, *sm, false, legacy);
   std::map<std::string, const net::StringMatch*> without;
   for (const auto& [k, v] : m->without_headers()) without[k] = &v;
-  for (const auto& [name, sm] : without) *rm.add_headers() = headerMatcher(name, *sm, true);
-  if (m->has_method()) *rm.add_headers() = headerMatcher(":method", m->method(), false);
-  if (m->has_authority()) *rm.add_headers() = headerMatcher(":authority", m->authority(), false);
-  if (m->has_scheme()) *rm.add_headers() = headerMatcher(":scheme", m->scheme(), false);
+  for (const auto& [name, sm] : without) *rm.add_headers() = headerMatcher(name, *sm, true, legacy);
+  if (m->has_method()) *rm.add_headers() = headerMatcher(":method", m->method(), false, legacy);
+  if (m->has_authority())
+    *rm.add_headers() = headerMatcher(":authority", m->authority(), false, legacy);
+  if (m->has_scheme()) *rm.add_headers() = headerMatcher(":scheme", m->scheme(), false, legacy);
   std::map<std::string, const net::StringMatch*> query;
   for (const auto& [k, v] : m->query_params()) query[k] = &v;
   for (const auto& [name, sm] : query) {
@@ -576,7 +596,7 @@ bool virtualServiceRoutes(const Ctx& ctx, const model::VirtualServiceInfo& vs, u
       std::string name = hr.name();
       if (m && !m->name().empty()) name = name.empty() ? m->name() : name + "." + m->name();
       if (!name.empty()) r.set_name(name);
-      *r.mutable_match() = routeMatch(m);
+      *r.mutable_match() = routeMatch(m, ctx.flavor == Flavor::kProxyless);
       buildAction(ctx, vs, hr, port, m, r);
       out.push_back(std::move(r));
       // Nothing after a catch-all can match.

@@ -1088,6 +1088,12 @@ TEST_F(TranslateTest, ProxylessGrpcApiListeners) {
   EXPECT_TRUE(domains.count("reviews:9080"));
   EXPECT_EQ(rc->virtual_hosts(0).routes(0).route().cluster(),
             std::string("outbound|9080|v2|") + kReviews);
+  // gRPC 1.51 rejects HeaderMatcher.string_match: the legacy exact_match form is used.
+  ASSERT_EQ(rc->virtual_hosts(0).routes(0).match().headers_size(), 1);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  EXPECT_EQ(rc->virtual_hosts(0).routes(0).match().headers(0).exact_match(), "jason");
+#pragma GCC diagnostic pop
   // gRPC clients: EDS clusters with ROUND_ROBIN, no passthrough/inbound machinery.
   const auto* c = findCluster(r, std::string("outbound|9080|v1|") + kReviews);
   ASSERT_NE(c, nullptr);
