@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Bookinfo on one machine, each workload in its own network namespace with a sidecar.
+
+    scripts/bookinfo_mesh.py up      # build the mesh, check it, keep it running until Ctrl-C
+    scripts/bookinfo_mesh.py check   # build the mesh, run Istio's task scenarios, tear down
+    scripts/bookinfo_mesh.py down    # remove whatever a previous run left behind
+
+Layout (all inside namespaces this script creates, nothing in the host's own network):
+  mast-hub         bridge mastbr0 10.44.0.1/24; mastd (ADS :15010, API :15014); the ingress
+                   gateway (mast-agent proxy router, Gateway port 8080)
+  mast-<workload>  eth0 10.44.0.N (veth into the bridge); /etc/netns/<ns>/hosts maps the service
+                   names to their VIPs (10.96.0.x); the Bookinfo app as root, mast-agent with
+                   iptables capture and mast-proxy as uid 1337 beside it
+Run as root. Logs and config go to build/demo/.
+"""
+import argparse
+import atexit
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("MAST_BIN", os.path.join(ROOT, "build", "bin"))
+WORK = os.environ.get("MAST_DEMO_DIR", os.path.join(ROOT, "build", "demo"))
+EXAMPLES = os.path.join(ROOT, "examples", "bookinfo")
+APPS = os.path.join(ROOT, "apps", "bookinfo")
+PY = "/usr/bin/python3"
+
+HUB = "mast-hub"
+BRIDGE = "mastbr0"
+HUB_IP = "10.44.0.1"
+VIPS = {"productpage": "10.96.0.10", "details": "10.96.0.20", "reviews": "10.96.0.30",
+        "ratings": "10.96.0.40"}
+# name, app, version, ip
+WORKLOADS = [
+    ("productpage-v1", "productpage", "v1", "10.44.0.10"),
+    ("details-v1", "details", "v1", "10.44.0.20"),
+    ("reviews-v1", "reviews", "v1", "10.44.0.31"),
+    ("reviews-v2", "reviews", "v2", "10.44.0.32"),
+    ("reviews-v3", "reviews", "v3", "10.44.0.33"),
+    ("ratings-v1", "ratings", "v1", "10.44.0.40"),
+]
+GATEWAY = "http://%s:8080" % HUB_IP
+
+procs = []  # (name, Popen)
+
+
+def log(msg):
+    print("[mesh] " + msg, flush=True)
+
+
+def sh(*args, check=True, ns=None, **kw):
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def ns_of(name):
+    return "mast-" + name
+
+
+def start(name, args, ns, env=None):
+    os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
+    out = open(os.path.join(WORK, "logs", name + ".log"), "w")
+    p = subprocess.Popen(["ip", "netns", "exec", ns, *map(str, args)], stdout=out,
+                         stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})),
+                         start_new_session=True)
+    procs.append((name, p))
+    return p
+
+
+def down():
+    for name, p in reversed(procs):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.time() + 8
+    for name, p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    procs.clear()
+    # Anything left from an earlier run (processes in our namespaces, the namespaces, hosts files).
+    existing = sh("ip", "netns", "list", check=False).stdout.split()
+    for ns in [HUB] + [ns_of(w[0]) for w in WORKLOADS]:
+        if ns in existing:
+            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree("/etc/netns/" + ns, ignore_errors=True)
+
+
+def network():
+    sh("ip", "netns", "add", HUB)
+    sh("ip", "link", "set", "lo", "up", ns=HUB)
+    sh("ip", "link", "add", BRIDGE, "type", "bridge", ns=HUB)
+    sh("ip", "addr", "add", HUB_IP + "/24", "dev", BRIDGE, ns=HUB)
+    sh("ip", "link", "set", BRIDGE, "up", ns=HUB)
+    hosts = "127.0.0.1 localhost\n" + "".join(
+        "%s %s %s.default %s.default.svc.cluster.local\n" % (vip, s, s, s) for s, vip in VIPS.items())
+    for i, (name, app, version, ip) in enumerate(WORKLOADS):
+        ns = ns_of(name)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "set", "lo", "up", ns=ns)
+        sh("ip", "link", "add", "vh%d" % i, "type", "veth", "peer", "name", "eth0", "netns", ns, ns=HUB)
+        sh("ip", "link", "set", "vh%d" % i, "master", BRIDGE, "up", ns=HUB)
+        sh("ip", "addr", "add", ip + "/24", "dev", "eth0", ns=ns)
+        sh("ip", "link", "set", "eth0", "up", ns=ns)
+        sh("ip", "route", "add", "default", "via", HUB_IP, ns=ns)
+        os.makedirs("/etc/netns/" + ns, exist_ok=True)
+        with open("/etc/netns/%s/hosts" % ns, "w") as f:
+            f.write(hosts)
+    os.makedirs("/etc/netns/" + HUB, exist_ok=True)
+    with open("/etc/netns/%s/hosts" % HUB, "w") as f:
+        f.write(hosts)
+
+
+def mastctl(*args, stdin=None):
+    r = subprocess.run(["ip", "netns", "exec", HUB, os.path.join(BIN, "mastctl"), *args],
+                       capture_output=True, text=True, input=stdin, timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError("mastctl %s: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def wait_for(what, fn, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if fn():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("timed out waiting for " + what)
+
+
+def curl(path, *headers, timeout=15):
+    args = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", str(timeout)]
+    for h in headers:
+        args += ["-H", h]
+    r = sh(*args, GATEWAY + path, ns=HUB, check=False)
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def up():
+    down()
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(os.path.join(WORK, "config"))
+    network()
+    log("network: hub %s + %d workload namespaces" % (HUB_IP, len(WORKLOADS)))
+    start("mastd", [os.path.join(BIN, "mastd"), "--config-dir", os.path.join(WORK, "config"),
+                    "--listen-address", "0.0.0.0", "--debounce-after", "50"], HUB)
+    wait_for("mastd", lambda: subprocess.run(
+        ["ip", "netns", "exec", HUB, os.path.join(BIN, "mastctl"), "proxy-status"],
+        capture_output=True).returncode == 0, timeout=20)
+    for f in ["bookinfo-services.yaml", "bookinfo-gateway.yaml", "destination-rule-all.yaml"]:
+        log("mastctl apply -f examples/bookinfo/" + f)
+        sys.stdout.write(mastctl("apply", "-f", os.path.join(EXAMPLES, f)))
+    agent = os.path.join(BIN, "mast-agent")
+    for name, app, version, ip in WORKLOADS:
+        ns = ns_of(name)
+        start(name + "-agent", [agent, "proxy", "sidecar", "--discovery-address", HUB_IP + ":15010",
+                                "--workload", name + ".default", "--ip", ip,
+                                "--labels", "app=%s,version=%s" % (app, version),
+                                "--service-account", "bookinfo-" + app, "--capture",
+                                "--work-dir", os.path.join(WORK, name)], ns)
+    start("ingressgateway", [agent, "proxy", "router", "--discovery-address", "127.0.0.1:15010",
+                             "--workload", "istio-ingressgateway.default", "--ip", HUB_IP,
+                             "--labels", "istio=ingressgateway",
+                             "--work-dir", os.path.join(WORK, "ingressgateway")], HUB)
+    # Apps start once their sidecar is ready (mast-agent wait), as Istio's
+    # holdApplicationUntilProxyStarts does.
+    for name, app, version, ip in WORKLOADS:
+        ns = ns_of(name)
+        r = sh(agent, "wait", "--timeout", "60s", ns=ns, check=False)
+        if r.returncode != 0:
+            raise RuntimeError("sidecar of %s not ready: %s%s" % (name, r.stdout, r.stderr))
+        start(name, [PY, os.path.join(APPS, app + ".py"), "--port", "9080", "--version", version],
+              ns, env={"POD_NAME": name + "-pod"})
+    wait_for("productpage through the gateway", lambda: curl("/productpage")[0] == 200)
+    log("Bookinfo is up: %s/productpage (inside the hub namespace)" % GATEWAY)
+
+
+def stars(body):
+    if 'color="red"' in body:
+        return "red"
+    if 'color="black"' in body:
+        return "black"
+    return "none"
+
+
+def check():
+    """Istio's traffic-management tasks on Bookinfo, asserted end to end."""
+    seen = set()
+    for _ in range(30):
+        code, body = curl("/productpage")
+        assert code == 200, (code, body[:300])
+        seen.add(stars(body))
+    assert seen == {"none", "black", "red"}, seen
+    log("round robin over reviews v1/v2/v3: ok")
+    mastctl("apply", "-f", os.path.join(EXAMPLES, "virtual-service-all-v1.yaml"))
+    wait_for("all traffic to v1", lambda: all(stars(curl("/productpage")[1]) == "none" for _ in range(10)), 20)
+    log("virtual-service-all-v1: only reviews v1: ok")
+    mastctl("apply", "-f", os.path.join(EXAMPLES, "virtual-service-reviews-test-v2.yaml"))
+    wait_for("jason on v2", lambda: stars(curl("/productpage", "cookie: user=jason")[1]) == "black", 20)
+    assert stars(curl("/productpage")[1]) == "none"
+    log("reviews-test-v2: jason sees black stars, others none: ok")
+    mastctl("apply", "-f", os.path.join(EXAMPLES, "virtual-service-ratings-test-abort.yaml"))
+    wait_for("ratings abort for jason", lambda: "Ratings service is currently unavailable" in
+             curl("/productpage", "cookie: user=jason")[1], 20)
+    log("ratings-test-abort: jason gets 'Ratings service is currently unavailable': ok")
+    ps = mastctl("proxy-status")
+    rows = [l for l in ps.splitlines() if l.startswith(("sidecar~", "router~"))]
+    assert len(rows) == len(WORKLOADS) + 1, ps
+    assert all(r.split()[2:6] == ["SYNCED"] * 4 for r in rows), ps
+    log("proxy-status: %d proxies, all SYNCED: ok" % len(rows))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["up", "check", "down"])
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bookinfo_mesh.py needs root (network namespaces, iptables)")
+    if a.command == "down":
+        down()
+        return
+    atexit.register(down)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        up()
+        if a.command == "check":
+            check()
+            log("all checks passed")
+            return
+        log("try: ip netns exec %s curl -s %s/productpage | grep -o 'glyphicon-star' | wc -l" % (HUB, GATEWAY))
+        log("     ip netns exec %s %s/mastctl proxy-status" % (HUB, BIN))
+        log("     ip netns exec %s %s/mastctl apply -f examples/bookinfo/virtual-service-all-v1.yaml" % (HUB, BIN))
+        log("Ctrl-C stops the mesh and removes its namespaces")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    except Exception as e:
+        log("FAILED: %s (logs in %s/logs)" % (e, WORK))
+        for name, p in procs:
+            if p.poll() is not None:
+                log("%s exited with %s" % (name, p.returncode))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
