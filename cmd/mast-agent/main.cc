@@ -1,6 +1,7 @@
 // mast-agent: the sidecar/gateway agent next to mast-proxy, like Istio's pilot-agent.
 //   mast-agent proxy sidecar|router ...   bootstrap, capture, supervise the proxy, status ports
 //   mast-agent wait ...                   block until the proxy is ready (app start ordering)
+//   mast-agent request POST drain         call the agent's status port (preStop hooks)
 //   mast-agent iptables ...               install / remove / print the capture rules
 #include <signal.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <iostream>
 
 #include "agent/agent.h"
+#include "agent/http.h"
 #include "agent/iptables.h"
 #include "base/logging.h"
 
@@ -144,6 +146,18 @@ int main(int argc, char** argv) {
   wait->add_option("--timeout", wait_timeout, "Give up after this long")->capture_default_str();
   wait->add_option("--period", wait_period, "Poll interval")->capture_default_str();
 
+  // request
+  std::string req_method, req_path;
+  uint16_t req_port = 15020;
+  auto* request = app.add_subcommand(
+      "request", "Send a request to the agent's status port, e.g. `request POST drain`");
+  request->add_option("method", req_method, "GET | POST")
+      ->required()
+      ->check(CLI::IsMember({"GET", "POST"}));
+  request->add_option("path", req_path, "Path, e.g. drain, quitquitquit, healthz/ready")
+      ->required();
+  request->add_option("--debug-port", req_port, "Agent status port")->capture_default_str();
+
   // iptables
   std::string ipt_uid = "1337", ipt_gid;
   bool cleanup = false, dry_run = false;
@@ -176,6 +190,17 @@ int main(int argc, char** argv) {
     auto p = parseDuration(wait_period);
     if (!p) return fail("--period " + p.error());
     return waitReady(wait_host, wait_port, *t, *p);
+  }
+
+  if (*request) {
+    std::string target = req_path.starts_with("/") ? req_path : "/" + req_path;
+    auto r = httpRequest("127.0.0.1", req_port, req_method, target, {}, std::chrono::seconds(10));
+    if (!r) return fail(r.error());
+    std::cout << r->body;
+    if (r->status < 200 || r->status > 299) {
+      return fail(req_method + " " + target + ": status " + std::to_string(r->status));
+    }
+    return 0;
   }
 
   if (*iptables) {

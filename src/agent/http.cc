@@ -1,5 +1,8 @@
 #include "agent/http.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <charconv>
@@ -115,6 +118,7 @@ Result<HttpResponse> httpRequest(const std::string& host, uint16_t port, std::st
       auto endpoints =
           co_await resolver.async_resolve(host, std::to_string(port), asio::use_awaitable);
       co_await asio::async_connect(sock, endpoints, asio::use_awaitable);
+      fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
       co_await asio::async_write(sock, asio::buffer(req), asio::use_awaitable);
       char buf[16384];
       while (!col.done && col.error.empty()) {
@@ -178,6 +182,8 @@ Status HttpServer::listen(const std::string& address, uint16_t port) {
     return Error{name_ + ": cannot listen on " + address + ":" + std::to_string(port) + ": " +
                  ec.message()};
   }
+  // Not inherited by the proxy the agent forks (asio does not open sockets with CLOEXEC).
+  fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);
   port_ = a.local_endpoint().port();
   impl_->protocol = ep.protocol();
   return {};
@@ -256,6 +262,7 @@ void HttpServer::start() {
         ++impl->active;
       }
       int fd = sock.release();
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
       std::thread([self, impl, fd] {
         serveConnection(fd, impl->protocol, self->handler_, self->name_);
         std::lock_guard lk(impl->mu);

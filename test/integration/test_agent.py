@@ -307,7 +307,9 @@ def test_drain_and_quitquitquit(tmp_path, ads, agents):
     a = agents(ads.port, uid=os.getuid())
     eventually(lambda: a.ready()[0] == 200, what="ready")
     assert get(a.ports["status"], "/quitquitquit")[0] == 405
-    assert get(a.ports["status"], "/drain", "POST")[0] == 200
+    r = subprocess.run([AGENT, "request", "POST", "drain", "--debug-port", str(a.ports["status"])],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
     status, body = a.ready()
     assert status == 503 and "draining" in body
     pid = a.proxy_pid()
@@ -363,6 +365,8 @@ def test_proxy_runs_as_1337_when_root(ads, agents):
         assert a.stop() == 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if os.path.exists(work + ".log"):
+            os.unlink(work + ".log")
 
 
 # ---- iptables: root only, and only inside a network namespace created here ----
@@ -525,3 +529,95 @@ def test_proxy_capture_installs_and_removes_rules(netns, tmp_path):
         out, _ = p.communicate(timeout=30)
     assert p.returncode == 0, out
     assert nat_rules(netns) == [], out
+
+
+# ---- end to end with the real control plane ----
+
+MASTD = os.path.join(BIN, "mastd")
+
+MESH = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports: [{ number: %(svc_port)d, name: http, protocol: HTTP }]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  workloadSelector: { labels: { app: reviews } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: reviews-v1, namespace: default }
+spec: { address: 127.0.0.11, labels: { app: reviews, version: v1 } }
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: default }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: %(gw_port)d, name: http, protocol: HTTP }, hosts: ["*"] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{ route: [{ destination: { host: reviews.default.svc.cluster.local } }] }]
+"""
+
+
+class NamedHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-length", "7")
+        self.end_headers()
+        self.wfile.write(b"reviews")
+
+
+@pytest.mark.skipif(not os.path.exists(MASTD), reason="mastd is not built in this build dir")
+def test_router_against_mastd_end_to_end(tmp_path):
+    svc_port, gw_port = free_port(), free_port()
+    xds_port, http_port = free_port(), free_port()
+    upstream = http.server.HTTPServer(("127.0.0.11", svc_port), NamedHandler)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "mesh.yaml").write_text(MESH % {"svc_port": svc_port, "gw_port": gw_port})
+    log = open(tmp_path / "mastd.log", "w+")
+    mastd = subprocess.Popen([MASTD, "--config-dir", str(cfg), "--xds-port", str(xds_port),
+                              "--http-port", str(http_port)], stdout=log, stderr=subprocess.STDOUT)
+    ports = {k: str(free_port()) for k in ("admin", "status", "health", "stats")}
+    agent = None
+    try:
+        agent = subprocess.Popen(
+            [AGENT, "proxy", "router", "--discovery-address", "127.0.0.1:%d" % xds_port,
+             "--workload", "ingressgateway-1.default", "--ip", "127.0.0.1",
+             "--labels", "istio=ingressgateway", "--work-dir", str(tmp_path / "w"),
+             "--proxy-bin", PROXY, "--proxy-uid", str(os.getuid()), "--concurrency", "1",
+             "--drain-time-s", "1", "--admin-port", ports["admin"],
+             "--status-port", ports["status"], "--health-port", ports["health"],
+             "--stats-port", ports["stats"]], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        r = subprocess.run([AGENT, "wait", "--health-port", ports["health"], "--timeout", "30s",
+                            "--period", "100ms"], capture_output=True, text=True, timeout=60)
+        log.flush()
+        assert r.returncode == 0, r.stderr + open(log.name).read()
+        assert get(int(ports["status"]), "/healthz/ready")[0] == 200
+        status, body = get(gw_port, "/")
+        assert (status, body) == (200, "reviews")
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=20) == 0
+    finally:
+        if agent and agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        mastd.terminate()
+        mastd.wait(timeout=10)
+        upstream.shutdown()
+        upstream.server_close()
+        log.close()
