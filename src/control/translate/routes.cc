@@ -582,6 +582,12 @@ bool virtualServiceRoutes(const Ctx& ctx, const model::VirtualServiceInfo& vs, u
                           std::string_view gateway, std::vector<rv3::Route>& out) {
   for (const auto& hr : vs.spec->http()) {
     if (hr.has_delegate()) continue;  // delegation is not supported (see README)
+    if (!hr.has_redirect() && !hr.has_direct_response()) {
+      // A route action needs a destination with weight (a lone destination may omit it).
+      bool usable = hr.route_size() == 1;
+      for (const auto& d : hr.route()) usable = usable || d.weight() > 0;
+      if (!usable) continue;
+    }
     std::vector<const net::HTTPMatchRequest*> matches;
     if (hr.match().empty()) {
       matches.push_back(nullptr);
