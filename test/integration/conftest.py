@@ -269,3 +269,32 @@ static_resources:
         - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } }
 %s
 """ % (hcm_extra, vhost_extra, routes, filters, cluster_extra, cluster_port, clusters_extra)
+
+
+def xds_bootstrap(ads_port, node):
+    """A mast-proxy bootstrap that takes everything from an ADS server on 127.0.0.1:ads_port.
+    `node` is the YAML flow mapping of the bootstrap's node (id, cluster, metadata)."""
+    return """
+node: %s
+admin:
+  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services: [{ envoy_grpc: { cluster_name: xds-grpc } }]
+  cds_config: { ads: {}, resource_api_version: V3 }
+  lds_config: { ads: {}, resource_api_version: V3 }
+static_resources:
+  clusters:
+  - name: xds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment:
+      cluster_name: xds-grpc
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } } }] }]
+""" % (node, ads_port)

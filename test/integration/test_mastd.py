@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Proxy, curl
+from conftest import BIN, Proxy, curl, xds_bootstrap
 import http.server
 import socketserver
 import threading
@@ -104,29 +104,9 @@ spec:
   - route: [{ destination: { host: reviews, subset: v1 } }]
 """
 
-GATEWAY_BOOTSTRAP = """
-node:
-  id: router~127.0.0.1~ingressgateway-1.default~default.svc.cluster.local
-  cluster: istio-ingressgateway
-  metadata: { LABELS: { istio: ingressgateway }, NAMESPACE: default }
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
-dynamic_resources:
-  ads_config: { api_type: GRPC, transport_api_version: V3, grpc_services: [{ envoy_grpc: { cluster_name: xds-grpc } }] }
-  cds_config: { ads: {}, resource_api_version: V3 }
-  lds_config: { ads: {}, resource_api_version: V3 }
-static_resources:
-  clusters:
-  - name: xds-grpc
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment:
-      cluster_name: xds-grpc
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } } }] }]
-"""
+GATEWAY_NODE = ("{ id: router~127.0.0.1~ingressgateway-1.default~default.svc.cluster.local, "
+                "cluster: istio-ingressgateway, "
+                "metadata: { LABELS: { istio: ingressgateway }, NAMESPACE: default } }")
 
 
 class Mesh:
@@ -210,7 +190,7 @@ def test_gateway_routing_live_edits_and_status(mesh, tmp_path):
     mesh.apply(VS_BY_HEADER)
     gw_dir = tmp_path / "gw"
     gw_dir.mkdir()
-    gw = Proxy(gw_dir, GATEWAY_BOOTSTRAP % mesh.xds_port)
+    gw = Proxy(gw_dir, xds_bootstrap(mesh.xds_port, GATEWAY_NODE))
     try:
         port = mesh.gw_port
         assert get(port)[2] == "v1"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import curl
+from conftest import curl, xds_bootstrap
 
 xds = pytest.importorskip("xds_fixture")
 
@@ -16,30 +16,7 @@ ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 
 def bootstrap(ads_port):
-    return """
-node: { id: "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local", cluster: productpage }
-admin:
-  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-dynamic_resources:
-  ads_config:
-    api_type: GRPC
-    transport_api_version: V3
-    grpc_services: [{ envoy_grpc: { cluster_name: xds-grpc } }]
-  cds_config: { ads: {}, resource_api_version: V3 }
-  lds_config: { ads: {}, resource_api_version: V3 }
-static_resources:
-  clusters:
-  - name: xds-grpc
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment:
-      cluster_name: xds-grpc
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } } }] }]
-""" % ads_port
+    return xds_bootstrap(ads_port, '{ id: "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local", cluster: productpage }')
 
 
 def cluster(name):
