@@ -621,3 +621,20 @@ def test_router_against_mastd_end_to_end(tmp_path):
         upstream.shutdown()
         upstream.server_close()
         log.close()
+
+
+def test_sigint_forwarded_and_proxy_dies_with_the_agent(ads, agents):
+    push_config(ads)
+    a = agents(ads.port, uid=os.getuid())
+    eventually(lambda: a.ready()[0] == 200, what="ready")
+    proxy = a.proxy_pid()
+    assert a.stop(signal.SIGINT) == 0
+    assert "caught signal 2" in a.output()
+    assert not alive(proxy)
+    # An agent killed outright takes its proxy with it (PR_SET_PDEATHSIG), no orphan left.
+    b = agents(ads.port, uid=os.getuid())
+    eventually(lambda: b.ready()[0] == 200, what="ready")
+    proxy = b.proxy_pid()
+    b.proc.kill()
+    b.proc.wait()
+    eventually(lambda: not alive(proxy), timeout=10, what="the orphaned proxy to exit")
