@@ -58,6 +58,10 @@ struct Ctx {
   mutable std::map<const model::Service*, std::optional<model::EffectiveDestinationRule>> dr_cache;
 };
 
+// gRPC cannot follow an original destination: a service without a cluster it can use (no
+// endpoints, resolution NONE) gets no listener or route either.
+bool proxylessReachable(const Ctx& ctx, const VisiblePort& vp);
+
 std::string outboundClusterName(uint32_t port, std::string_view subset, std::string_view host);
 std::string inboundClusterName(uint32_t port);
 

@@ -14,6 +14,11 @@ std::string outboundClusterName(uint32_t port, std::string_view subset, std::str
   return "outbound|" + std::to_string(port) + "|" + std::string(subset) + "|" + std::string(host);
 }
 
+bool proxylessReachable(const Ctx& ctx, const VisiblePort& vp) {
+  return vp.service->resolution != model::Resolution::kNone ||
+         !ctx.mesh.registry().endpoints(*vp.service, vp.port->number).empty();
+}
+
 std::string inboundClusterName(uint32_t port) { return "inbound|" + std::to_string(port) + "||"; }
 
 google::protobuf::Duration durationMs(int64_t ms) {

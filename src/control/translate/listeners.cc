@@ -373,6 +373,7 @@ void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
 
 void buildProxylessListeners(const Ctx& ctx, ProxyResources& out) {
   for (const auto& vp : ctx.ports) {
+    if (!proxylessReachable(ctx, vp)) continue;
     std::string name = vp.service->hostname + ":" + std::to_string(vp.port->number);
     lv3::Listener l;
     l.set_name(name);

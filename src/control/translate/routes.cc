@@ -742,6 +742,7 @@ void buildSidecarRoutes(const Ctx& ctx, ProxyResources& out) {
 void buildProxylessRoutes(const Ctx& ctx, ProxyResources& out) {
   auto vss = ctx.mesh.virtualServices(model::kMeshGateway, ctx.ns);
   for (const auto& vp : ctx.ports) {
+    if (!proxylessReachable(ctx, vp)) continue;
     uint32_t port = vp.port->number;
     std::string name = vp.service->hostname + ":" + std::to_string(port);
     auto rc = newRouteConfig(name, false);  // gRPC matches the target authority with its port

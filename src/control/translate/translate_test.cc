@@ -1062,6 +1062,21 @@ spec:
 // ---------------------------------------------------------------------------------------------
 // Proxyless gRPC
 
+TEST_F(TranslateTest, ProxylessSkipsServicesWithoutUsableCluster) {
+  applyBookinfo("service-entry-examples.yaml");
+  auto r = gen(proxyless());
+  // wikipedia.org: resolution NONE, no endpoints → nothing gRPC could connect to.
+  EXPECT_EQ(findListener(r, "wikipedia.org:443"), nullptr);
+  EXPECT_EQ(findRoute(r, "wikipedia.org:443"), nullptr);
+  EXPECT_EQ(findCluster(r, "outbound|443||wikipedia.org"), nullptr);
+  // Static endpoints are fine; DNS becomes LOGICAL_DNS (gRPC has no STRICT_DNS).
+  EXPECT_NE(findListener(r, "mymongodb.somedomain:27018"), nullptr);
+  const auto* dns = findCluster(r, "outbound|443||www.googleapis.com");
+  ASSERT_NE(dns, nullptr);
+  EXPECT_EQ(dns->type(), cv3::Cluster::LOGICAL_DNS);
+  EXPECT_FALSE(dns->has_transport_socket());
+}
+
 TEST_F(TranslateTest, ProxylessGrpcApiListeners) {
   applyBookinfo("destination-rule-all.yaml");
   applyBookinfo("virtual-service-reviews-test-v2.yaml");
