@@ -388,19 +388,23 @@ void inboundClusters(const Ctx& ctx, ProxyResources& out) {
     c.set_lb_policy(cv3::Cluster::ROUND_ROBIN);
     *c.mutable_connect_timeout() = connectTimeout(ctx);
     defaultCircuitBreakers(c);
+    httpv3::HttpProtocolOptions http;
+    bool http_used = false;
+    // gRPC / HTTP2 applications only speak HTTP/2: the hop to them must too.
+    if (model::isHttp2Protocol(in.service_port->protocol)) {
+      http.mutable_explicit_http_config()->mutable_http2_protocol_options();
+      http_used = true;
+    }
     // Only the connection pool of the service's DestinationRule applies server side.
     if (const auto* edr = ctx.destinationRule(*in.service)) {
       Policy p = effectivePolicy(&edr->rule, nullptr, in.service_port->number);
-      httpv3::HttpProtocolOptions http;
-      bool http_used = false;
       applyConnectionPool(p.connection_pool, *in.service_port, c, http, http_used);
-      if (http_used) {
-        if (!http.has_explicit_http_config() && !http.has_use_downstream_protocol_config()) {
-          http.mutable_explicit_http_config()->mutable_http_protocol_options();
-        }
-        (*c.mutable_typed_extension_protocol_options())[std::string(kHttpOptionsKey)].PackFrom(
-            http);
+    }
+    if (http_used) {
+      if (!http.has_explicit_http_config() && !http.has_use_downstream_protocol_config()) {
+        http.mutable_explicit_http_config()->mutable_http_protocol_options();
       }
+      (*c.mutable_typed_extension_protocol_options())[std::string(kHttpOptionsKey)].PackFrom(http);
     }
     auto* cla = c.mutable_load_assignment();
     cla->set_cluster_name(c.name());

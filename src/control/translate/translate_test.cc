@@ -270,6 +270,35 @@ spec:
             std::string("outbound|9080||") + kRatings);
 }
 
+TEST_F(TranslateTest, GrpcPortsUseHttp2BothWays) {
+  apply("grpc.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: orders, namespace: default}
+spec:
+  hosts: [orders.default.svc.cluster.local]
+  ports: [{number: 7070, name: grpc-orders}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.10, ports: {grpc-orders: 17070}}]
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  auto h2 = [](const cv3::Cluster& c) {
+    envoy::extensions::upstreams::http::v3::HttpProtocolOptions o;
+    auto it = c.typed_extension_protocol_options().find(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+    return it != c.typed_extension_protocol_options().end() && it->second.UnpackTo(&o) &&
+           o.explicit_http_config().has_http2_protocol_options();
+  };
+  const auto* out = findCluster(r, "outbound|7070||orders.default.svc.cluster.local");
+  ASSERT_NE(out, nullptr);
+  EXPECT_TRUE(h2(*out));
+  const auto* in = findCluster(r, "inbound|17070||");  // the endpoint's port, not the service's
+  ASSERT_NE(in, nullptr);
+  EXPECT_TRUE(h2(*in));
+  EXPECT_FALSE(h2(*findCluster(r, "inbound|9080||")));  // plain HTTP stays HTTP/1.1
+}
+
 TEST_F(TranslateTest, EndpointsCarryLocalityAndWeights) {
   auto r = gen(sidecar("productpage", "10.0.0.10"));
   const auto* cla = findCla(r, std::string("outbound|9080||") + kReviews);
