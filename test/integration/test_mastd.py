@@ -119,11 +119,14 @@ class Mesh:
         self.http_port = free_port()
         self.ups = [Named("127.0.0.11", self.svc_port, "v1"), Named("127.0.0.12", self.svc_port, "v2")]
         self.log = open(tmp_path / "mastd.log", "w+")
+        self.env = dict(os.environ, MASTD_ADDR="127.0.0.1:%d" % self.http_port)
+        self.start()
+
+    def start(self):
         self.proc = subprocess.Popen(
             [MASTD, "--config-dir", str(self.dir), "--xds-port", str(self.xds_port),
              "--http-port", str(self.http_port), "--debounce-after", "20", "--debounce-max", "200"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        self.env = dict(os.environ, MASTD_ADDR="127.0.0.1:%d" % self.http_port)
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.ctl("proxy-status").returncode == 0:
@@ -259,5 +262,26 @@ spec: { address: 127.0.0.12, labels: { app: reviews, version: v1 } }
         d = mesh.ctl("delete", "virtualservice", "reviews")
         assert d.returncode == 0 and "deleted" in d.stdout
         assert eventually(lambda: get(port)[0] == 404)
+    finally:
+        gw.stop()
+
+
+def test_proxy_keeps_serving_without_mastd_and_reconnects(mesh, tmp_path):
+    mesh.apply(SERVICES % {"svc_port": mesh.svc_port, "gw_port": mesh.gw_port})
+    mesh.apply(VS_BY_HEADER)
+    gw_dir = tmp_path / "gw"
+    gw_dir.mkdir()
+    gw = Proxy(gw_dir, xds_bootstrap(mesh.xds_port, GATEWAY_NODE))
+    try:
+        port = mesh.gw_port
+        assert get(port)[2] == "v1"
+        mesh.proc.kill()
+        mesh.proc.wait()
+        time.sleep(0.3)
+        assert get(port)[2] == "v1"  # last good config keeps serving
+        mesh.start()  # same ports, same config directory: nothing was lost
+        assert eventually(lambda: "router~" in mesh.ctl("proxy-status").stdout, timeout=20)
+        mesh.apply(VS_BY_HEADER.replace("subset: v1", "subset: v2"))
+        assert eventually(lambda: get(port)[2] == "v2", timeout=10)
     finally:
         gw.stop()

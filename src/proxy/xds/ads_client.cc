@@ -118,6 +118,9 @@ void AdsClient::run() {
     auto sent = std::make_shared<std::promise<void>>();
     auto sent_future = sent->get_future();
     asio::post(main_loop_, [this, stream, sent] {
+      // Nonces belong to a stream: a new stream starts with none (the version carries over, so
+      // the server can tell what this proxy already runs).
+      for (auto& [type, st] : state_) st.last_nonce.clear();
       for (const char* t : {kClusterType, kEndpointType, kListenerType, kRouteType}) {
         auto it = subscriptions_.find(t);
         if (it == subscriptions_.end()) continue;
