@@ -104,6 +104,42 @@ ev3::ClusterLoadAssignment loadAssignment(const std::string& name,
   return cla;
 }
 
+// Locality load balancing is on unless the mesh or the rule turns it off.
+bool localityLbEnabled(const Ctx& ctx, const net::LoadBalancerSettings* lb) {
+  if (lb && lb->has_locality_lb_setting() && lb->locality_lb_setting().has_enabled()) {
+    return lb->locality_lb_setting().enabled().value();
+  }
+  const auto& mesh = ctx.mesh.meshConfig();
+  if (mesh.has_locality_lb_setting() && mesh.locality_lb_setting().has_enabled()) {
+    return mesh.locality_lb_setting().enabled().value();
+  }
+  return true;
+}
+
+// Istio's failover priorities (only applied with outlier detection, which is what moves
+// traffic away from a failing locality): 0 = same region/zone/subzone as the proxy, 1 = same
+// region and zone, 2 = same region, 3 = elsewhere; then compacted to 0..N-1 as Envoy requires.
+void applyLocalityPriorities(const corev3::Locality& proxy, ev3::ClusterLoadAssignment& cla) {
+  if (proxy.region().empty()) return;
+  std::set<uint32_t> used;
+  std::vector<uint32_t> raw;
+  for (const auto& loc : cla.endpoints()) {
+    const auto& l = loc.locality();
+    uint32_t p = 3;
+    if (l.region() == proxy.region()) {
+      p = 2;
+      if (l.zone() == proxy.zone()) p = l.sub_zone() == proxy.sub_zone() ? 0 : 1;
+    }
+    raw.push_back(p);
+    used.insert(p);
+  }
+  std::map<uint32_t, uint32_t> compact;
+  for (uint32_t p : used) compact.emplace(p, static_cast<uint32_t>(compact.size()));
+  for (int i = 0; i < cla.endpoints_size(); ++i) {
+    cla.mutable_endpoints(i)->set_priority(compact[raw[static_cast<size_t>(i)]]);
+  }
+}
+
 void applyLoadBalancer(const Ctx& ctx, const net::LoadBalancerSettings* lb, cv3::Cluster& c) {
   bool proxyless = ctx.flavor == Flavor::kProxyless;
   // Istio's default is LEAST_REQUEST; gRPC clients only implement ROUND_ROBIN and RING_HASH.
@@ -360,7 +396,11 @@ void outboundCluster(const Ctx& ctx, const VisiblePort& vp, const net::Destinati
     (*c.mutable_typed_extension_protocol_options())[std::string(kHttpOptionsKey)].PackFrom(http);
   }
   if (c.type() == cv3::Cluster::EDS) {
-    out.endpoints.push_back(loadAssignment(c.name(), endpoints, labels, SIZE_MAX));
+    auto cla = loadAssignment(c.name(), endpoints, labels, SIZE_MAX);
+    if (policy.outlier_detection && localityLbEnabled(ctx, policy.load_balancer)) {
+      applyLocalityPriorities(ctx.proxy.node.locality(), cla);
+    }
+    out.endpoints.push_back(std::move(cla));
   }
   out.clusters.push_back(std::move(c));
 }

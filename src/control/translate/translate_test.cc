@@ -299,6 +299,36 @@ spec:
   EXPECT_FALSE(h2(*findCluster(r, "inbound|9080||")));  // plain HTTP stays HTTP/1.1
 }
 
+// With outlier detection, endpoints get Istio's failover priorities relative to the proxy.
+TEST_F(TranslateTest, LocalityFailoverPriorities) {
+  apply("dr.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 3}
+)");
+  auto proxy = sidecar("productpage", "10.0.0.10");
+  proxy.node.mutable_locality()->set_region("us-east");
+  proxy.node.mutable_locality()->set_zone("zone-a");
+  auto r = gen(proxy);
+  std::map<std::string, uint32_t> priority;
+  for (const auto& loc : findCla(r, std::string("outbound|9080||") + kReviews)->endpoints()) {
+    priority[loc.locality().region() + "/" + loc.locality().zone()] = loc.priority();
+  }
+  EXPECT_EQ(priority["us-east/zone-a"], 0u);  // same zone
+  EXPECT_EQ(priority["us-east/zone-b"], 1u);  // same region (raw 2, compacted)
+  EXPECT_EQ(priority["us-west/zone-c"], 2u);  // elsewhere (raw 3, compacted)
+  // Without outlier detection every locality stays at priority 0.
+  store_.removeFile("dr.yaml");
+  auto plain = gen(proxy);
+  for (const auto& loc : findCla(plain, std::string("outbound|9080||") + kReviews)->endpoints()) {
+    EXPECT_EQ(loc.priority(), 0u) << loc.locality().region() << "/" << loc.locality().zone();
+  }
+}
+
 TEST_F(TranslateTest, EndpointsCarryLocalityAndWeights) {
   auto r = gen(sidecar("productpage", "10.0.0.10"));
   const auto* cla = findCla(r, std::string("outbound|9080||") + kReviews);
