@@ -19,9 +19,8 @@ int main(int argc, char** argv) {
   bool dry_run = false;
   apply->add_option("-f,--filename", apply_files, "File, directory, or - for stdin")->required();
   apply->add_flag("--dry-run", dry_run, "Validate only; change nothing");
-  apply->callback([&] {
-    rc = mast::cli::apply(g, apply_files, dry_run, std::cin, std::cout, std::cerr);
-  });
+  apply->callback(
+      [&] { rc = mast::cli::apply(g, apply_files, dry_run, std::cin, std::cout, std::cerr); });
 
   auto* get = app.add_subcommand("get", "Show resources");
   std::string kind, name, ns, output;
@@ -33,9 +32,8 @@ int main(int argc, char** argv) {
   get->add_flag("-A,--all-namespaces", all_ns, "All namespaces");
   get->add_option("-o,--output", output, "Output format: yaml or json")
       ->check(CLI::IsMember({"", "yaml", "json", "wide"}));
-  get->callback([&] {
-    rc = mast::cli::get(g, kind, name, ns, all_ns, output, std::cout, std::cerr);
-  });
+  get->callback(
+      [&] { rc = mast::cli::get(g, kind, name, ns, all_ns, output, std::cout, std::cerr); });
 
   auto* del = app.add_subcommand("delete", "Delete resources (by file or by kind and name)");
   std::vector<std::string> del_files;
@@ -59,6 +57,20 @@ int main(int argc, char** argv) {
   std::string proxy;
   ps->add_option("proxy", proxy, "Only proxies whose id contains this");
   ps->callback([&] { rc = mast::cli::proxyStatus(g, proxy, std::cout, std::cerr); });
+
+  auto* pc =
+      app.add_subcommand("proxy-config", "A proxy's own config (from its admin /config_dump)");
+  std::string pc_type, pc_admin = "127.0.0.1:15000", pc_output;
+  pc->add_option("type", pc_type, "cluster | listener | route | endpoint | bootstrap")
+      ->required()
+      ->check(CLI::IsMember({"cluster", "listener", "route", "endpoint", "bootstrap", "clusters",
+                             "listeners", "routes", "endpoints"}));
+  pc->add_option("--admin", pc_admin, "The proxy's admin address")->capture_default_str();
+  pc->add_option("-o,--output", pc_output, "json for the raw resources");
+  pc->callback([&] {
+    if (pc_type.back() == 's') pc_type.pop_back();
+    rc = mast::cli::proxyConfig(pc_admin, pc_type, pc_output, std::cout, std::cerr);
+  });
 
   try {
     app.parse(argc, argv);

@@ -27,7 +27,8 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
                             const std::string& path_and_query, const std::string& body,
                             std::chrono::milliseconds timeout) {
   size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return Error{"mastd address '" + address + "': expected host:port"};
+  if (colon == std::string::npos)
+    return Error{"mastd address '" + address + "': expected host:port"};
   std::string host = address.substr(0, colon);
   std::string port = address.substr(colon + 1);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
@@ -44,7 +45,8 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
   }
   // A bounded wait: SO_RCVTIMEO/SO_SNDTIMEO on the blocking socket.
   struct timeval tv {
-    static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)
+    static_cast<time_t>(timeout.count() / 1000),
+        static_cast<suseconds_t>((timeout.count() % 1000) * 1000)
   };
   ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -70,13 +72,14 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
   std::string head = resp.substr(0, head_end);
   for (size_t pos = head.find("\r\n"); pos != std::string::npos;) {
     size_t next = head.find("\r\n", pos + 2);
-    std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos
-                                                                       : next - pos - 2);
+    std::string line =
+        head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
     size_t c = line.find(':');
     if (c != std::string::npos) {
       std::string name = line.substr(0, c);
       for (auto& ch : name) ch = static_cast<char>(std::tolower(ch));
-      if (name == "content-type") out.content_type = line.substr(line.find_first_not_of(' ', c + 1));
+      if (name == "content-type")
+        out.content_type = line.substr(line.find_first_not_of(' ', c + 1));
     }
     pos = next;
   }

@@ -93,7 +93,9 @@ int printErrors(const ApiResponse& r, std::ostream& err) {
   return 1;
 }
 
-std::string pad(const std::string& s, size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
+std::string pad(const std::string& s, size_t w) {
+  return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
+}
 
 }  // namespace
 
@@ -123,8 +125,10 @@ std::string canonicalKind(std::string kind) {
   std::string k = lower(kind);
   if (auto dot = k.find('.'); dot != std::string::npos) k = k.substr(0, dot);  // vs.networking...
   auto it = kAliases.find(k);
-  if (it == kAliases.end() && k.size() > 1 && k.back() == 's') it = kAliases.find(k.substr(0, k.size() - 1));
-  if (it == kAliases.end() && k.size() > 2 && k.ends_with("es")) it = kAliases.find(k.substr(0, k.size() - 2));
+  if (it == kAliases.end() && k.size() > 1 && k.back() == 's')
+    it = kAliases.find(k.substr(0, k.size() - 1));
+  if (it == kAliases.end() && k.size() > 2 && k.ends_with("es"))
+    it = kAliases.find(k.substr(0, k.size() - 2));
   return it == kAliases.end() ? "" : it->second;
 }
 
@@ -134,8 +138,8 @@ int apply(const GlobalOptions& g, const std::vector<std::string>& files, bool dr
   if (!readInputs(files, in, inputs, err)) return 1;
   // Validate everything first (dry run), so that nothing is written unless all of it is valid.
   for (const auto& i : inputs) {
-    auto r = request(g.mastd, "POST", "/api/v1/apply?dryRun=true&source=" + urlEncode(i.source),
-                     i.text);
+    auto r =
+        request(g.mastd, "POST", "/api/v1/apply?dryRun=true&source=" + urlEncode(i.source), i.text);
     if (!r) {
       err << "error: " << r.error() << "\n";
       return 1;
@@ -209,7 +213,8 @@ int get(const GlobalOptions& g, const std::string& kind_arg, const std::string& 
     const auto& spec = item["spec"];
     std::string summary;
     if (spec.contains("hosts")) {
-      for (const auto& h : spec["hosts"]) summary += (summary.empty() ? "" : ",") + h.get<std::string>();
+      for (const auto& h : spec["hosts"])
+        summary += (summary.empty() ? "" : ",") + h.get<std::string>();
       summary = "hosts=" + summary;
     } else if (spec.contains("host")) {
       summary = "host=" + spec["host"].get<std::string>();
@@ -229,8 +234,8 @@ int removeFiles(const GlobalOptions& g, const std::vector<std::string>& files, s
   int rc = 0;
   for (const auto& i : inputs) {
     // Identify the documents with a dry-run apply (validates them too).
-    auto r = request(g.mastd, "POST", "/api/v1/apply?dryRun=true&source=" + urlEncode(i.source),
-                     i.text);
+    auto r =
+        request(g.mastd, "POST", "/api/v1/apply?dryRun=true&source=" + urlEncode(i.source), i.text);
     if (!r) {
       err << "error: " << r.error() << "\n";
       return 1;

@@ -28,3 +28,13 @@ int proxyStatus(const GlobalOptions& g, const std::string& proxy, std::ostream& 
                 std::ostream& err);
 
 }  // namespace mast::cli
+
+namespace mast::cli {
+
+// `mastctl proxy-config cluster|listener|route|endpoint|bootstrap`: a proxy's own view, read from
+// its admin /config_dump (`admin` = "host:port", 127.0.0.1:15000 inside a workload's namespace),
+// in istioctl's table shapes, or the raw JSON with output "json".
+int proxyConfig(const std::string& admin, const std::string& type, const std::string& output,
+                std::ostream& out, std::ostream& err);
+
+}  // namespace mast::cli

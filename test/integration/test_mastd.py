@@ -204,6 +204,22 @@ def test_gateway_routing_live_edits_and_status(mesh, tmp_path):
         row = [l for l in st.stdout.splitlines() if l.startswith("router~")][0]
         assert row.split()[2:6] == ["SYNCED"] * 4, st.stdout
 
+        # proxy-config: the proxy's own view, from its admin endpoint, in istioctl's shapes.
+        pc = lambda *a: mesh.ctl("proxy-config", *a, "--admin", gw.admin_address)
+        clusters = pc("cluster").stdout
+        assert re.search(r"reviews\.default\.svc\.cluster\.local\s+%d\s+v2\s+outbound\s+EDS"
+                         % mesh.svc_port, clusters), clusters
+        listeners = pc("listener").stdout
+        assert re.search(r"0\.0\.0\.0_%d\s+0\.0\.0\.0\s+%d\s+ALL\s+Route: http\.%d"
+                         % ((mesh.gw_port,) * 3), listeners), listeners
+        routes = pc("route").stdout
+        assert "http.%d" % mesh.gw_port in routes and "/*" in routes, routes
+        endpoints = pc("endpoint").stdout
+        assert re.search(r"127\.0\.0\.12:%d\s+HEALTHY\s+OK\s+outbound\|%d\|v2\|reviews"
+                         % (mesh.svc_port, mesh.svc_port), endpoints), endpoints
+        raw = json.loads(pc("cluster", "-o", "json").stdout)
+        assert any(c["name"].startswith("outbound|") for c in raw)
+
         # A live edit through mastctl: everyone to v2.
         mesh.apply(VS_BY_HEADER.replace("subset: v1", "subset: v2"))
         assert eventually(lambda: get(port)[2] == "v2")
