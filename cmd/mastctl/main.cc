@@ -58,6 +58,11 @@ int main(int argc, char** argv) {
   ps->add_option("proxy", proxy, "Only proxies whose id contains this");
   ps->callback([&] { rc = mast::cli::proxyStatus(g, proxy, std::cout, std::cerr); });
 
+  auto* an = app.add_subcommand("analyze", "Cross-resource checks (Istio's IST codes)");
+  std::vector<std::string> an_files;
+  an->add_option("-f,--filename", an_files, "Also analyze these files, as if applied");
+  an->callback([&] { rc = mast::cli::analyze(g, an_files, std::cin, std::cout, std::cerr); });
+
   auto* pc =
       app.add_subcommand("proxy-config", "A proxy's own config (from its admin /config_dump)");
   std::string pc_type, pc_admin = "127.0.0.1:15000", pc_output;

@@ -267,6 +267,33 @@ int removeResource(const GlobalOptions& g, const std::string& kind_arg, const st
   return 0;
 }
 
+int analyze(const GlobalOptions& g, const std::vector<std::string>& files, std::istream& in,
+            std::ostream& out, std::ostream& err) {
+  std::vector<Input> inputs;
+  if (!readInputs(files, in, inputs, err)) return 1;
+  std::string body;
+  for (const auto& i : inputs) body += (body.empty() ? "" : "\n---\n") + i.text;
+  std::string source = inputs.size() == 1 ? inputs[0].source : "<files>";
+  auto r = request(g.mastd, "POST", "/api/v1/analyze?source=" + urlEncode(source), body);
+  if (!r) {
+    err << "error: " << r.error() << "\n";
+    return 1;
+  }
+  if (r->status != 200) return printErrors(*r, err);
+  auto j = nlohmann::json::parse(r->body);
+  bool errors = false;
+  for (const auto& m : j["messages"]) {
+    out << m["text"].get<std::string>() << "\n";
+    errors = errors || m["level"] == "Error";
+  }
+  if (j["messages"].empty()) out << "\u2714 No validation issues found when analyzing the mesh.\n";
+  if (errors) {
+    err << "Error: Analyzers found issues.\n";
+    return 79;
+  }
+  return 0;
+}
+
 int proxyStatus(const GlobalOptions& g, const std::string& proxy, std::ostream& out,
                 std::ostream& err) {
   auto r = request(g.mastd, "GET", "/debug/syncz");

@@ -34,6 +34,11 @@ namespace mast::cli {
 // `mastctl proxy-config cluster|listener|route|endpoint|bootstrap`: a proxy's own view, read from
 // its admin /config_dump (`admin` = "host:port", 127.0.0.1:15000 inside a workload's namespace),
 // in istioctl's table shapes, or the raw JSON with output "json".
+// `mastctl analyze [-f FILE...]`: the config in force (plus FILEs, as if applied) through
+// mastd's analyzers. Exit 79 when an Error is found (istioctl's code), 0 otherwise.
+int analyze(const GlobalOptions& g, const std::vector<std::string>& files, std::istream& in,
+            std::ostream& out, std::ostream& err);
+
 int proxyConfig(const std::string& admin, const std::string& type, const std::string& output,
                 std::ostream& out, std::ostream& err);
 

@@ -301,3 +301,45 @@ def test_proxy_keeps_serving_without_mastd_and_reconnects(mesh, tmp_path):
         assert eventually(lambda: get(port)[2] == "v2", timeout=10)
     finally:
         gw.stop()
+
+
+def test_analyze_reports_istio_codes(mesh):
+    mesh.apply(SERVICES % {"svc_port": mesh.svc_port, "gw_port": mesh.gw_port})
+    mesh.apply(VS_BY_HEADER)
+    clean = mesh.ctl("analyze")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "No validation issues" in clean.stdout
+    bad = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: ["*"]
+  gateways: [gw, missing-gw]
+  http:
+  - route: [{ destination: { host: reviews, subset: v4 }, weight: 50 }, { destination: { host: nowhere.example }, weight: 50 }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r1, namespace: default }
+spec: { hosts: [reviews], http: [{ route: [{ destination: { host: reviews } }] }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r2, namespace: default }
+spec: { hosts: [reviews.default.svc.cluster.local], http: [{ route: [{ destination: { host: reviews } }] }] }
+"""
+    r = mesh.ctl("analyze", "-f", "-", stdin=bad)
+    assert r.returncode == 79, r.stdout + r.stderr
+    out = r.stdout
+    assert 'Error [IST0101] (VirtualService default/reviews) Referenced gateway not found: "missing-gw"' in out
+    assert 'Error [IST0101] (VirtualService default/reviews) Referenced host+subset in destinationrule not found: "reviews+v4"' in out
+    assert 'Error [IST0101] (VirtualService default/reviews) Referenced host not found: "nowhere.example"' in out
+    assert "[IST0109]" in out and "default/r1,default/r2" in out
+    # analyze -f applies nothing.
+    assert mesh.ctl("get", "vs", "r1").returncode == 1
+    # An invalid file in the config directory shows up as IST0106.
+    (mesh.dir / "broken.yaml").write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                                          "metadata: { name: b }\nspec: { hosts: [b], http: [{ timeout: 5 parsecs }] }\n")
+    r = eventually(lambda: (lambda x: x if "IST0106" in x.stdout else None)(mesh.ctl("analyze")))
+    assert r and r.returncode == 79 and "broken.yaml" in r.stdout, r and r.stdout

@@ -11,6 +11,7 @@
 #include "control/config/parse.h"
 #include "control/config/watcher.h"
 #include "control/config/writer.h"
+#include "control/server/analyze.h"
 #include "control/xds/type_urls.h"
 
 namespace mast::control::server {
@@ -231,7 +232,13 @@ HttpResponse Mastd::handle(const HttpRequest& req) {
   if (p == "/api/v1/apply" && req.method == "POST") return apply(req);
   if (p == "/api/v1/resources" && req.method == "GET") return get(req);
   if (p == "/api/v1/resources" && req.method == "DELETE") return remove(req);
+  if (p == "/api/v1/analyze" && req.method == "POST") return analyzeRequest(req);
   if (p == "/debug/syncz") return syncz();
+  if (p == "/debug/configz") {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& [k, r] : store_.snapshot()->resources()) items.push_back(resourceJson(*r));
+    return json(200, {{"version", store_.snapshot()->version()}, {"resources", items}});
+  }
   if (p == "/debug/config_errors") return configErrors();
   if (p == "/debug/config_dump") return configDump(req);
   if (p == "/metrics" || p == "/stats/prometheus") return metrics();
@@ -342,6 +349,40 @@ HttpResponse Mastd::remove(const HttpRequest& req) {
   }
   store_.removeFile(existing->source_file);
   return json(200, {{"results", {{{"resource", key.toString()}, {"outcome", "deleted"}}}}});
+}
+
+// The config in force, plus the documents in the body (as if applied), through the analyzers;
+// invalid documents (in the body or the config directory) are reported as IST0106.
+HttpResponse Mastd::analyzeRequest(const HttpRequest& req) {
+  auto snap = store_.snapshot();
+  auto resources = snap->resources();
+  nlohmann::json messages = nlohmann::json::array();
+  auto add = [&](const std::string& level, const std::string& code, const std::string& res,
+                 const std::string& msg) {
+    AnalysisMessage m{level, code, res, msg};
+    messages.push_back({{"level", level},
+                        {"code", code},
+                        {"resource", res},
+                        {"message", msg},
+                        {"text", m.toString()}});
+  };
+  for (const auto& e : store_.errors()) {
+    add("Error", "IST0106", e.resource.empty() ? e.file : e.resource, e.toString());
+  }
+  if (!req.body.empty()) {
+    std::string source = req.query.count("source") ? req.query.at("source") : "<stdin>";
+    auto parsed = config::parseFile(source, req.body);
+    for (const auto& d : parsed.documents) {
+      for (const auto& e : d.errors) {
+        add("Error", "IST0106", e.resource.empty() ? e.file : e.resource, e.toString());
+      }
+      if (d.resource)
+        resources[d.resource->key()] = std::make_shared<config::Resource>(*d.resource);
+    }
+  }
+  config::ConfigSnapshot overlay(snap->version(), std::move(resources));
+  for (const auto& m : analyze(overlay)) add(m.level, m.code, m.resource, m.message);
+  return json(200, {{"messages", messages}});
 }
 
 HttpResponse Mastd::syncz() {

@@ -83,6 +83,7 @@ class Mastd {
   HttpResponse configErrors();
   HttpResponse configDump(const HttpRequest& req);
   HttpResponse metrics();
+  HttpResponse analyzeRequest(const HttpRequest& req);
 
   MastdOptions options_;
   std::unique_ptr<Generator> generator_;
