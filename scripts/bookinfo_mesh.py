@@ -68,7 +68,7 @@ def ns_of(name):
 
 def start(name, args, ns, env=None):
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
-    out = open(os.path.join(WORK, "logs", name + ".log"), "w")
+    out = open(os.path.join(WORK, "logs", name + ".log"), "a")
     p = subprocess.Popen(["ip", "netns", "exec", ns, *map(str, args)], stdout=out,
                          stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})),
                          start_new_session=True)
@@ -159,14 +159,18 @@ def curl(path, *headers, timeout=15):
     return int(code or 0), body
 
 
+def start_mastd():
+    start("mastd", [os.path.join(BIN, "mastd"), "--config-dir", os.path.join(WORK, "config"),
+                    "--listen-address", "0.0.0.0", "--debounce-after", "50"], HUB)
+
+
 def up():
     down()
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(os.path.join(WORK, "config"))
     network()
     log("network: hub %s + %d workload namespaces" % (HUB_IP, len(WORKLOADS)))
-    start("mastd", [os.path.join(BIN, "mastd"), "--config-dir", os.path.join(WORK, "config"),
-                    "--listen-address", "0.0.0.0", "--debounce-after", "50"], HUB)
+    start_mastd()
     wait_for("mastd", lambda: subprocess.run(
         ["ip", "netns", "exec", HUB, os.path.join(BIN, "mastctl"), "proxy-status"],
         capture_output=True).returncode == 0, timeout=20)
@@ -226,11 +230,47 @@ def check():
     wait_for("ratings abort for jason", lambda: "Ratings service is currently unavailable" in
              curl("/productpage", "cookie: user=jason")[1], 20)
     log("ratings-test-abort: jason gets 'Ratings service is currently unavailable': ok")
+    mastctl("apply", "-f", os.path.join(EXAMPLES, "virtual-service-ratings-test-delay.yaml"))
+    def delayed():
+        t0 = time.time()
+        body = curl("/productpage", "cookie: user=jason", timeout=30)[1]
+        return time.time() - t0 >= 5.5 and "Sorry, product reviews are currently unavailable" in body
+    wait_for("ratings delay for jason", delayed, 40)
+    t0 = time.time()
+    code, body = curl("/productpage")
+    assert code == 200 and time.time() - t0 < 3, time.time() - t0
+    log("ratings-test-delay: jason waits ~6 s and gets the reviews error; others unaffected: ok")
+    mastctl("apply", "-f", os.path.join(EXAMPLES, "virtual-service-reviews-50-v3.yaml"))
+    wait_for("reviews 50/50 v1/v3", lambda: stars(curl("/productpage")[1]) == "red", 20)
+    counts = {"none": 0, "black": 0, "red": 0}
+    for _ in range(200):
+        counts[stars(curl("/productpage")[1])] += 1
+    # Binomial(200, 0.5): 70..130 holds with probability > 0.9999.
+    assert counts["black"] == 0 and 70 <= counts["red"] <= 130, counts
+    log("reviews-50-v3: %d v1 / %d v3 of 200: ok" % (counts["none"], counts["red"]))
     ps = mastctl("proxy-status")
     rows = [l for l in ps.splitlines() if l.startswith(("sidecar~", "router~"))]
     assert len(rows) == len(WORKLOADS) + 1, ps
     assert all(r.split()[2:6] == ["SYNCED"] * 4 for r in rows), ps
     log("proxy-status: %d proxies, all SYNCED: ok" % len(rows))
+    # The control plane goes away: traffic keeps flowing; back again, every proxy resyncs.
+    mastd = [p for n, p in procs if n == "mastd"][0]
+    os.killpg(mastd.pid, signal.SIGKILL)
+    mastd.wait()
+    assert all(curl("/productpage")[0] == 200 for _ in range(5))
+    start_mastd()
+    def resynced():
+        out = mastctl("proxy-status")
+        rows = [l for l in out.splitlines() if l.startswith(("sidecar~", "router~"))]
+        return len(rows) == len(WORKLOADS) + 1 and all(r.split()[2:6] == ["SYNCED"] * 4 for r in rows)
+    wait_for("proxies resynced after a mastd restart", resynced, 60)
+    log("mastd killed: traffic kept flowing; restarted: all %d proxies SYNCED again: ok" % len(rows))
+    # A VirtualService host on the gateway: that host matches, another gets 404.
+    mastctl("apply", "-f", "-", stdin=open(os.path.join(EXAMPLES, "bookinfo-gateway.yaml")).read()
+            .replace('  - "*"\n  gateways:', '  - "bookinfo.example.com"\n  gateways:'))
+    wait_for("host-bound VirtualService", lambda: curl("/productpage", "host: other.example.com")[0] == 404, 20)
+    assert curl("/productpage", "host: bookinfo.example.com")[0] == 200
+    log("VirtualService host bookinfo.example.com: 200; other.example.com: 404: ok")
 
 
 def main():

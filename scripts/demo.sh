@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's main command: the Bookinfo mesh on this machine (run as root).
 # Installs dependencies, builds mastd, mastctl, mast-agent and mast-proxy, then starts
-# scripts/bookinfo_mesh.py up: one network namespace per Bookinfo workload with its sidecar
+# `mastctl demo up` (scripts/bookinfo_mesh.py): one network namespace per Bookinfo workload with its sidecar
 # (iptables capture, mast-proxy as uid 1337), mastd and the ingress gateway in the hub namespace,
 # Istio's Bookinfo YAML applied with mastctl. It checks productpage through the gateway, prints
 # what to try, and keeps running until Ctrl-C, which removes everything it created.
@@ -11,4 +11,4 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "demo.sh needs root (network namespaces, iptables)" >&2; exit 1; fi
 scripts/install-deps.sh
 scripts/build.sh mast-proxy mastd mastctl mast-agent
-exec /usr/bin/python3 scripts/bookinfo_mesh.py "${1:-up}"
+exec build/bin/mastctl demo "${1:-up}"

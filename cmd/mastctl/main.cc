@@ -1,6 +1,10 @@
 // mastctl: the command line for a Mast mesh (like istioctl/kubectl for Istio resources).
+#include <unistd.h>
 #include <CLI/CLI.hpp>
+
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -57,6 +61,29 @@ int main(int argc, char** argv) {
   std::string proxy;
   ps->add_option("proxy", proxy, "Only proxies whose id contains this");
   ps->callback([&] { rc = mast::cli::proxyStatus(g, proxy, std::cout, std::cerr); });
+
+  auto* demo =
+      app.add_subcommand("demo", "The Bookinfo mesh on this machine (root): up | check | down");
+  std::string demo_action = "up";
+  demo->add_option("action", demo_action, "up (until Ctrl-C) | check | down")
+      ->check(CLI::IsMember({"up", "check", "down"}));
+  demo->callback([&] {
+    // The mesh orchestration lives in scripts/bookinfo_mesh.py next to the build tree.
+    std::filesystem::path bin = std::filesystem::canonical("/proc/self/exe").parent_path();
+    std::filesystem::path script = bin.parent_path().parent_path() / "scripts" / "bookinfo_mesh.py";
+    if (!std::filesystem::exists(script)) {
+      std::cerr << "error: " << script << " not found (mastctl demo runs from a source tree)\n";
+      rc = 1;
+      return;
+    }
+    ::setenv("MAST_BIN", bin.c_str(), 0);
+    std::string py = "/usr/bin/python3";
+    std::string s = script.string();
+    char* args[] = {py.data(), s.data(), demo_action.data(), nullptr};
+    ::execv(py.c_str(), args);
+    std::cerr << "error: cannot run " << py << ": " << std::strerror(errno) << "\n";
+    rc = 1;
+  });
 
   auto* an = app.add_subcommand("analyze", "Cross-resource checks (Istio's IST codes)");
   std::vector<std::string> an_files;
