@@ -46,6 +46,7 @@ WORKLOADS = [
     ("ratings-v1", "ratings", "v1", "10.44.0.40"),
 ]
 GATEWAY = "http://%s:8080" % HUB_IP
+PUBLISHED = [8080, 15010, 15014]  # gateway, mastd ADS, mastd API: relayed from 127.0.0.1
 
 procs = []  # (name, Popen)
 
@@ -199,7 +200,22 @@ def up():
         start(name, [PY, os.path.join(APPS, app + ".py"), "--port", "9080", "--version", version],
               ns, env={"POD_NAME": name + "-pod"})
     wait_for("productpage through the gateway", lambda: curl("/productpage")[0] == 200)
-    log("Bookinfo is up: %s/productpage (inside the hub namespace)" % GATEWAY)
+    # The root namespace reaches the mesh only through these ports on 127.0.0.1: the gateway
+    # (8080) and mastd (15010, 15014). Each connection is relayed into the hub namespace.
+    relay = os.path.join(WORK, "relay.sh")  # socat's EXEC address cannot hold colons
+    with open(relay, "w") as f:
+        f.write("#!/bin/sh\nexec ip netns exec %s socat STDIO TCP:%s:$1\n" % (HUB, HUB_IP))
+    os.chmod(relay, 0o755)
+    for port in PUBLISHED:
+        p = subprocess.Popen(["socat", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % port,
+                              "EXEC:%s %d" % (relay, port)], stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(WORK, "logs", "publish-%d.log" % port), "w"),
+                             start_new_session=True)
+        procs.append(("publish-%d" % port, p))
+    wait_for("gateway published on 127.0.0.1:8080", lambda: subprocess.run(
+        ["curl", "-sf", "-o", "/dev/null", "--max-time", "5", "http://127.0.0.1:8080/productpage"]
+    ).returncode == 0, 30)
+    log("Bookinfo is up: http://127.0.0.1:8080/productpage (mastctl talks to 127.0.0.1:15014)")
 
 
 def stars(body):
@@ -248,6 +264,14 @@ def check():
     # Binomial(200, 0.5): 70..130 holds with probability > 0.9999.
     assert counts["black"] == 0 and 70 <= counts["red"] <= 130, counts
     log("reviews-50-v3: %d v1 / %d v3 of 200: ok" % (counts["none"], counts["red"]))
+    # From the root namespace, through the published ports, as a user would.
+    r = subprocess.run(["curl", "-s", "http://127.0.0.1:8080/productpage"], capture_output=True,
+                       text=True, timeout=30)
+    assert "Simple Bookstore App" in r.stdout or "productpage" in r.stdout.lower(), r.stdout[:300]
+    r = subprocess.run([os.path.join(BIN, "mastctl"), "--mastd", "127.0.0.1:15014", "get", "vs"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "reviews" in r.stdout, r.stdout + r.stderr
+    log("root namespace: 127.0.0.1:8080 (gateway) and 127.0.0.1:15014 (mastctl): ok")
     ps = mastctl("proxy-status")
     rows = [l for l in ps.splitlines() if l.startswith(("sidecar~", "router~"))]
     assert len(rows) == len(WORKLOADS) + 1, ps
@@ -290,9 +314,11 @@ def main():
             check()
             log("all checks passed")
             return
-        log("try: ip netns exec %s curl -s %s/productpage | grep -o 'glyphicon-star' | wc -l" % (HUB, GATEWAY))
-        log("     ip netns exec %s %s/mastctl proxy-status" % (HUB, BIN))
-        log("     ip netns exec %s %s/mastctl apply -f examples/bookinfo/virtual-service-all-v1.yaml" % (HUB, BIN))
+        log("open http://127.0.0.1:8080/productpage, then try:")
+        log("  %s/mastctl proxy-status" % BIN)
+        log("  %s/mastctl apply -f examples/bookinfo/virtual-service-all-v1.yaml" % BIN)
+        log("  %s/mastctl apply -f examples/bookinfo/virtual-service-reviews-test-v2.yaml  # log in as jason" % BIN)
+        log("  ip netns exec mast-productpage-v1 %s/mastctl proxy-config cluster" % BIN)
         log("Ctrl-C stops the mesh and removes its namespaces")
         while True:
             time.sleep(3600)
