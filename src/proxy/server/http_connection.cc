@@ -393,12 +393,22 @@ void HttpConnection::onBytes(const char* data, size_t n) {
 void HttpConnection::write(std::string_view data) {
   if (closed_ || data.empty()) return;
   config_->stats->downstream_cx_tx_bytes_total->add(data.size());
-  if (writing_) {
-    out_pending_.append(data);
-    return;
-  }
-  out_inflight_.assign(data);
-  doWrite();
+  out_pending_.append(data);
+  if (writing_ || flush_scheduled_) return;
+  // Writes made in one event-loop turn (a response's headers and body, several pipelined
+  // responses, HTTP/2 frames) go out in one send: flush after the current handler returns.
+  flush_scheduled_ = true;
+  asio::post(worker_.loop(), [self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    if (self->closed_ || self->writing_) return;
+    if (!self->out_pending_.empty()) {
+      self->out_inflight_.swap(self->out_pending_);
+      self->out_pending_.clear();
+      self->doWrite();
+    } else if (self->close_after_write_) {
+      self->close("");
+    }
+  });
 }
 
 void HttpConnection::doWrite() {
@@ -422,7 +432,7 @@ void HttpConnection::doWrite() {
 }
 
 void HttpConnection::closeAfterWrite(std::string_view details) {
-  if (writing_) {
+  if (writing_ || flush_scheduled_) {
     close_after_write_ = true;
   } else {
     close(details);

@@ -2,8 +2,8 @@
 // The HTTP connection manager: one downstream connection (HTTP/1.1 or HTTP/2, plain or TLS),
 // its streams, their filter chains ending in the router, local replies and access logs.
 // Lives on one worker; shared_from_this keeps it alive across pending I/O.
-#include <asio/steady_timer.hpp>
 #include <array>
+#include <asio/steady_timer.hpp>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -68,6 +68,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   std::string out_inflight_;
   std::string out_pending_;
   bool writing_ = false;
+  bool flush_scheduled_ = false;  // a post() will start the write of out_pending_
   bool close_after_write_ = false;
   bool closed_ = false;
   bool draining_ = false;
