@@ -162,6 +162,7 @@ def curl(path, *headers, timeout=15):
 
 def start_mastd():
     start("mastd", [os.path.join(BIN, "mastd"), "--config-dir", os.path.join(WORK, "config"),
+                    "--mesh-config", os.path.join(EXAMPLES, "mesh.yaml"),
                     "--listen-address", "0.0.0.0", "--debounce-after", "50"], HUB)
 
 
@@ -264,6 +265,25 @@ def check():
     # Binomial(200, 0.5): 70..130 holds with probability > 0.9999.
     assert counts["black"] == 0 and 70 <= counts["red"] <= 130, counts
     log("reviews-50-v3: %d v1 / %d v3 of 200: ok" % (counts["none"], counts["red"]))
+    # Capture really happens: productpage's plain call to details:9080 (a VIP nobody listens on)
+    # went through its sidecar, whose access log names the outbound cluster; the same call from
+    # uid 1337 (the proxy's own user) is not captured and cannot reach the VIP.
+    def logged():
+        with open(os.path.join(WORK, "logs", "productpage-v1-agent.log")) as f:
+            text = f.read()
+        return "outbound|9080||details.default.svc.cluster.local" in text and \
+            "outbound|9080|v1|reviews.default.svc.cluster.local" in text
+    wait_for("outbound clusters in productpage's sidecar access log", logged, 10)
+    ns = ns_of("productpage-v1")
+    ok = sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+            "http://details:9080/details/0", ns=ns, check=False).stdout
+    assert ok == "200", ok
+    direct = sh("setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups", "curl", "-s",
+                "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                "http://details:9080/details/0", ns=ns, check=False).stdout
+    assert direct == "000", direct
+    log("capture: productpage's calls logged by its sidecar with outbound clusters; uid 1337 "
+        "not captured: ok")
     # From the root namespace, through the published ports, as a user would.
     r = subprocess.run(["curl", "-s", "http://127.0.0.1:8080/productpage"], capture_output=True,
                        text=True, timeout=30)
@@ -294,7 +314,12 @@ def check():
             .replace('  - "*"\n  gateways:', '  - "bookinfo.example.com"\n  gateways:'))
     wait_for("host-bound VirtualService", lambda: curl("/productpage", "host: other.example.com")[0] == 404, 20)
     assert curl("/productpage", "host: bookinfo.example.com")[0] == 200
-    log("VirtualService host bookinfo.example.com: 200; other.example.com: 404: ok")
+
+    def no_route_logged():
+        with open(os.path.join(WORK, "logs", "ingressgateway.log")) as f:
+            return any(" 404 NR route_not_found " in l and '"other.example.com"' in l for l in f)
+    wait_for("404 NR in the gateway's access log", no_route_logged, 10)
+    log("VirtualService host bookinfo.example.com: 200; other.example.com: 404 NR: ok")
 
 
 def main():

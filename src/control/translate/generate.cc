@@ -5,6 +5,8 @@
 
 #include "control/model/host.h"
 #include "control/translate/context.h"
+#include "envoy/extensions/access_loggers/file/v3/file.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 
 namespace mast::control::translate {
 
@@ -237,6 +239,46 @@ std::vector<InboundPort> inboundPorts(const Ctx& ctx) {
 
 }  // namespace detail
 
+namespace {
+
+// Istio's default text format for meshConfig.accessLogFile (TEXT encoding).
+constexpr char kIstioAccessLogFormat[] =
+    "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" "
+    "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "
+    "\"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "
+    "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" "
+    "\"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\" %UPSTREAM_CLUSTER% "
+    "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "
+    "%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n";
+
+// meshConfig.accessLogFile: every HTTP connection manager of the proxy logs there, in
+// meshConfig.accessLogFormat or Istio's default format.
+void addAccessLogs(const model::MeshModel& mesh, ProxyResources& out) {
+  const auto& mc = mesh.meshConfig();
+  if (mc.access_log_file().empty()) return;
+  namespace hcmv3 = envoy::extensions::filters::network::http_connection_manager::v3;
+  envoy::extensions::access_loggers::file::v3::FileAccessLog file;
+  file.set_path(mc.access_log_file());
+  file.mutable_log_format()->mutable_text_format_source()->set_inline_string(
+      mc.access_log_format().empty() ? kIstioAccessLogFormat : mc.access_log_format());
+  auto patch = [&](envoy::config::listener::v3::FilterChain& fc) {
+    for (auto& f : *fc.mutable_filters()) {
+      hcmv3::HttpConnectionManager h;
+      if (!f.typed_config().UnpackTo(&h)) continue;
+      auto* log = h.add_access_log();
+      log->set_name("envoy.access_loggers.file");
+      log->mutable_typed_config()->PackFrom(file);
+      f.mutable_typed_config()->PackFrom(h);
+    }
+  };
+  for (auto& l : out.listeners) {
+    for (auto& fc : *l.mutable_filter_chains()) patch(fc);
+    if (l.has_default_filter_chain()) patch(*l.mutable_default_filter_chain());
+  }
+}
+
+}  // namespace
+
 ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& proxy) {
   using namespace detail;
   ProxyResources out;
@@ -292,6 +334,7 @@ ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& prox
   dedupe(out.routes, [](const auto& r) { return r.name(); });
   dedupe(out.clusters, [](const auto& c) { return c.name(); });
   dedupe(out.endpoints, [](const auto& e) { return e.cluster_name(); });
+  if (ctx.flavor != Flavor::kProxyless) addAccessLogs(mesh, out);
   return out;
 }
 
