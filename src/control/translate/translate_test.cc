@@ -10,6 +10,7 @@
 
 #include "control/config/store.h"
 #include "control/translate/generate.h"
+#include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "envoy/extensions/filters/http/cors/v3/cors.pb.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
@@ -390,6 +391,37 @@ TEST_F(TranslateTest, SidecarListeners) {
   ASSERT_TRUE(
       vi->filter_chains(vi->filter_chains_size() - 1).filters(0).typed_config().UnpackTo(&last));
   EXPECT_EQ(last.cluster(), "InboundPassthroughCluster");
+}
+
+TEST_F(TranslateTest, AccessLogFileFromMeshConfig) {
+  // Off by default (Istio's default mesh config has no accessLogFile).
+  auto quiet = gen(sidecar("productpage", "10.0.0.10"));
+  EXPECT_EQ(hcmOf(findListener(quiet, "0.0.0.0_9080")->filter_chains(0)).access_log_size(), 0);
+  mesh_.set_access_log_file("/dev/stdout");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  auto h = hcmOf(findListener(r, "0.0.0.0_9080")->filter_chains(0));
+  ASSERT_EQ(h.access_log_size(), 1);
+  envoy::extensions::access_loggers::file::v3::FileAccessLog file;
+  ASSERT_TRUE(h.access_log(0).typed_config().UnpackTo(&file));
+  EXPECT_EQ(file.path(), "/dev/stdout");
+  const std::string& fmt = file.log_format().text_format_source().inline_string();
+  EXPECT_NE(fmt.find("%UPSTREAM_CLUSTER%"), std::string::npos);
+  EXPECT_NE(fmt.find("%RESPONSE_FLAGS%"), std::string::npos);
+  // Inbound chains and gateways log too; a custom format replaces the default.
+  mesh_.set_access_log_format("%RESPONSE_CODE%\n");
+  applyBookinfo("bookinfo-gateway.yaml");
+  auto g = gen(ingressGateway());
+  bool gateway_logged = false;
+  for (const auto& l : g.listeners) {
+    for (const auto& fc : l.filter_chains()) {
+      auto gh = hcmOf(fc);
+      if (gh.access_log_size() != 1) continue;
+      ASSERT_TRUE(gh.access_log(0).typed_config().UnpackTo(&file));
+      EXPECT_EQ(file.log_format().text_format_source().inline_string(), "%RESPONSE_CODE%\n");
+      gateway_logged = true;
+    }
+  }
+  EXPECT_TRUE(gateway_logged);
 }
 
 TEST_F(TranslateTest, RegistryOnlySendsUnknownTrafficToBlackHole) {
