@@ -124,8 +124,8 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
           return;
         }
         self->info_.alpn = self->transport_.alpn();
-        if (const char* sni = SSL_get_servername(self->transport_.ssl(),
-                                                 TLSEXT_NAMETYPE_host_name)) {
+        if (const char* sni =
+                SSL_get_servername(self->transport_.ssl(), TLSEXT_NAMETYPE_host_name)) {
           self->info_.sni = sni;
         }
         self->createFilter();
@@ -139,9 +139,9 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
     const auto& cfg = *cfg_;
     listener_->stats().downstream_cx_total->inc();
     if (chain_->hcm) {
-      auto c = std::make_shared<HttpConnection>(worker_, std::move(transport_), chain_->hcm,
-                                                std::move(info_),
-                                                cfg.per_connection_buffer_limit_bytes);
+      auto c =
+          std::make_shared<HttpConnection>(worker_, std::move(transport_), chain_->hcm,
+                                           std::move(info_), cfg.per_connection_buffer_limit_bytes);
       c->start();
     } else if (chain_->tcp_proxy) {
       auto t = std::make_shared<TcpProxySession>(worker_, std::move(transport_), chain_->tcp_proxy,
@@ -196,8 +196,7 @@ void ActiveListener::stop() {
 
 void ActiveListener::accept() {
   auto self = shared_from_this();
-  acceptor_.async_accept(worker_.loop(), [self](std::error_code ec,
-                                                asio::ip::tcp::socket socket) {
+  acceptor_.async_accept(worker_.loop(), [self](std::error_code ec, asio::ip::tcp::socket socket) {
     if (self->stopped_) return;
     if (!ec) {
       self->onConnection(std::move(socket), std::nullopt);

@@ -91,16 +91,15 @@ bool ActiveStream::prepareRequest() {
     std::string p(path);
     size_t start = p.find("://") + 3;
     size_t slash = p.find('/', start);
-    std::string authority = p.substr(start, slash == std::string::npos ? std::string::npos
-                                                                         : slash - start);
+    std::string authority =
+        p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     std::string rest = slash == std::string::npos ? "/" : p.substr(slash);
     h.set(":authority", authority);
     h.set(":path", rest);
   }
   if (method != "CONNECT") {
     if (h.path().empty() || (h.path()[0] != '/' && h.path() != "*")) {
-      sendLocalReply(400, "", 0,
-                     "http1.invalid_url", nullptr);
+      sendLocalReply(400, "", 0, "http1.invalid_url", nullptr);
       return false;
     }
     if (info_.protocol == http::Protocol::Http11 && h.authority().empty()) {
@@ -181,8 +180,8 @@ void ActiveStream::runDecodeFilters(size_t from, bool headers_pending) {
     if (local_reply_sent_ || finished_) return;
     auto* f = filters_[i].second.get();
     if (headers_pending) {
-      bool end = request_complete_ && buffered_body_.empty() && !buffered_trailers_ &&
-                 !buffered_end_;
+      bool end =
+          request_complete_ && buffered_body_.empty() && !buffered_trailers_ && !buffered_end_;
       if (f->decodeHeaders(request_headers_, end) == filters::FilterStatus::StopIteration &&
           i + 1 < filters_.size()) {
         stopped_ = true;
@@ -364,9 +363,8 @@ void ActiveStream::finish() {
   if (info_.response_code) {
     st.recordResponseCode(*info_.response_code);
   }
-  st.downstream_rq_time->record(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    *info_.request_complete)
-                                    .count());
+  st.downstream_rq_time->record(
+      std::chrono::duration_cast<std::chrono::milliseconds>(*info_.request_complete).count());
   for (const auto& log : conn_.config().access_logs) log->log(info_);
   conn_.onStreamDone(*this);
 }

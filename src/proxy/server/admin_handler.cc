@@ -7,6 +7,9 @@
 #include "envoy/admin/v3/config_dump.pb.h"
 #include "envoy/admin/v3/config_dump_shared.pb.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/hcm_stats.h"
@@ -14,9 +17,6 @@
 #include "proxy/server/server.h"
 #include "proxy/upstream/upstream.h"
 #include "proxy/xds/ads_client.h"
-#include "envoy/config/cluster/v3/cluster.pb.h"
-#include "envoy/config/listener/v3/listener.pb.h"
-#include "envoy/config/route/v3/route.pb.h"
 #include "stats/store.h"
 
 namespace mast::proxy::server {
@@ -63,7 +63,8 @@ std::string AdminHandler::clustersText() {
     std::string p = name + "::";
     out += p + "observability_name::" + name + "\n";
     out += p + "default_priority::max_connections::" + std::to_string(t.max_connections) + "\n";
-    out += p + "default_priority::max_pending_requests::" + std::to_string(t.max_pending_requests) + "\n";
+    out += p + "default_priority::max_pending_requests::" + std::to_string(t.max_pending_requests) +
+           "\n";
     out += p + "default_priority::max_requests::" + std::to_string(t.max_requests) + "\n";
     out += p + "default_priority::max_retries::" + std::to_string(t.max_retries) + "\n";
     out += p + "added_via_api::false\n";

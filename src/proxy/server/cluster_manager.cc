@@ -29,9 +29,7 @@ ClusterRuntime::~ClusterRuntime() {
   if (health_checker_) health_checker_->stop();
 }
 
-bool ClusterRuntime::isOriginalDst() const {
-  return config_->type == DiscoveryType::OriginalDst;
-}
+bool ClusterRuntime::isOriginalDst() const { return config_->type == DiscoveryType::OriginalDst; }
 
 bool ClusterRuntime::tryAcquireConnection() {
   if (resources_->tryAcquireConnection()) return true;
@@ -87,8 +85,8 @@ void ClusterRuntime::publishHosts() {
 void ClusterRuntime::initialize(asio::io_context& loop, std::function<void()> on_ready) {
   on_ready_ = std::move(on_ready);
   if (config_->health_check) {
-    health_checker_ = std::make_unique<upstream::HealthChecker>(
-        loop, *config_->health_check, name_, [this] {
+    health_checker_ =
+        std::make_unique<upstream::HealthChecker>(loop, *config_->health_check, name_, [this] {
           updateMembershipStats();
           // Workers read health atomically; membership stats are all that changes.
         });
@@ -213,7 +211,8 @@ void ClusterRuntime::resolve(asio::io_context& loop, bool first) {
     auto handler = [this, e, remaining, results, done](std::error_code ec,
                                                        asio::ip::tcp::resolver::results_type r) {
       if (ec) {
-        MAST_LOG(WARN, "cluster {}: DNS resolution of {} failed: {}", name_, e.address, ec.message());
+        MAST_LOG(WARN, "cluster {}: DNS resolution of {} failed: {}", name_, e.address,
+                 ec.message());
       } else {
         for (const auto& entry : r) {
           auto ep = entry.endpoint();
@@ -256,9 +255,9 @@ void WorkerCluster::setHosts(std::shared_ptr<const upstream::HostList> hosts) {
   }
 }
 
-std::optional<HostChoice> WorkerCluster::chooseHost(std::optional<uint64_t> hash,
-                                                    const std::optional<net::Endpoint>& original_dst,
-                                                    const upstream::Host* exclude) {
+std::optional<HostChoice> WorkerCluster::chooseHost(
+    std::optional<uint64_t> hash, const std::optional<net::Endpoint>& original_dst,
+    const upstream::Host* exclude) {
   if (runtime_->isOriginalDst()) {
     if (!original_dst) return std::nullopt;
     HostChoice c;
@@ -287,9 +286,7 @@ ConnPool& WorkerCluster::pool(const HostChoice& h) {
   return *p;
 }
 
-void WorkerCluster::shutdown() {
-  pools_.clear();
-}
+void WorkerCluster::shutdown() { pools_.clear(); }
 
 void WorkerCluster::drain() {
   for (auto& [label, p] : pools_) p->drain();

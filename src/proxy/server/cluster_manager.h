@@ -10,9 +10,9 @@
 // connection pools to each host. Touched only by its worker.
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
-#include <functional>
 #include <asio/steady_timer.hpp>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>

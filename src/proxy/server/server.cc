@@ -181,7 +181,8 @@ Status Server::installListener(ListenerEntry e) {
         if (cfg->transparent) {
           ::setsockopt(acc.native_handle(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
         }
-        if (cfg->freebind) ::setsockopt(acc.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof(one));
+        if (cfg->freebind)
+          ::setsockopt(acc.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof(one));
         if (ep.address().is_v6()) acc.set_option(asio::ip::v6_only(false), ec);
         ec.clear();
         acc.bind(ep, ec);
@@ -295,8 +296,8 @@ void Server::publishHosts(ClusterRuntime& c) {
 
 void Server::updateServerStats() {
   auto& s = *stats_;
-  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now() - start_time_)
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
+                                                                 start_time_)
                     .count();
   s.rootScope().gauge("server.uptime").set(uptime);
   s.rootScope().gauge("server.live").set(state_ == 1 ? 1 : 0);

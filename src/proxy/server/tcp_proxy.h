@@ -1,8 +1,8 @@
 #pragma once
 // tcp_proxy: an L4 session piping bytes between a downstream connection and one upstream
 // host of a (weighted) cluster, with connect timeout, idle timeout and an access log entry.
-#include <asio/steady_timer.hpp>
 #include <array>
+#include <asio/steady_timer.hpp>
 #include <memory>
 #include <string>
 

@@ -32,21 +32,26 @@ Result<net::TlsContextConfig> parseUpstreamTls(const google::protobuf::Any& any,
                                      cert.certificate_chain().inline_string().empty()
                                          ? cert.certificate_chain().inline_bytes()
                                          : cert.certificate_chain().inline_string());
-    if (!chain) return Error{path + ".common_tls_context.tls_certificates[0].certificate_chain: " + chain.error()};
+    if (!chain)
+      return Error{path +
+                   ".common_tls_context.tls_certificates[0].certificate_chain: " + chain.error()};
     auto key = net::readDataSource(cert.private_key().filename(),
                                    cert.private_key().inline_string().empty()
                                        ? cert.private_key().inline_bytes()
                                        : cert.private_key().inline_string());
-    if (!key) return Error{path + ".common_tls_context.tls_certificates[0].private_key: " + key.error()};
+    if (!key)
+      return Error{path + ".common_tls_context.tls_certificates[0].private_key: " + key.error()};
     c.cert_chain_pem = *chain;
     c.private_key_pem = *key;
   }
   if (common.has_validation_context()) {
     const auto& vc = common.validation_context();
-    auto ca = net::readDataSource(vc.trusted_ca().filename(), vc.trusted_ca().inline_string().empty()
-                                                                  ? vc.trusted_ca().inline_bytes()
-                                                                  : vc.trusted_ca().inline_string());
-    if (!ca) return Error{path + ".common_tls_context.validation_context.trusted_ca: " + ca.error()};
+    auto ca =
+        net::readDataSource(vc.trusted_ca().filename(), vc.trusted_ca().inline_string().empty()
+                                                            ? vc.trusted_ca().inline_bytes()
+                                                            : vc.trusted_ca().inline_string());
+    if (!ca)
+      return Error{path + ".common_tls_context.validation_context.trusted_ca: " + ca.error()};
     c.trusted_ca_pem = *ca;
     using SM = envoy::type::matcher::v3::StringMatcher;
     auto addMatcher = [&](const SM& m, net::SanMatcher::Type type) {
@@ -164,7 +169,8 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
       return Error{"lb_policy: unsupported load balancing policy"};
   }
   if (c->type == DiscoveryType::OriginalDst) {
-    if (p.lb_policy() != cv3::Cluster::CLUSTER_PROVIDED && p.lb_policy() != cv3::Cluster::ROUND_ROBIN) {
+    if (p.lb_policy() != cv3::Cluster::CLUSTER_PROVIDED &&
+        p.lb_policy() != cv3::Cluster::ROUND_ROBIN) {
       return Error{"lb_policy: ORIGINAL_DST clusters need CLUSTER_PROVIDED"};
     }
     c->use_http_header_for_original_dst = p.original_dst_lb_config().use_http_header();
@@ -247,10 +253,12 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
   if (it != p.typed_extension_protocol_options().end()) {
     envoy::extensions::upstreams::http::v3::HttpProtocolOptions o;
     if (!it->second.UnpackTo(&o)) {
-      return Error{"typed_extension_protocol_options[envoy.extensions.upstreams.http.v3."
-                   "HttpProtocolOptions]: expected HttpProtocolOptions"};
+      return Error{
+          "typed_extension_protocol_options[envoy.extensions.upstreams.http.v3."
+          "HttpProtocolOptions]: expected HttpProtocolOptions"};
     }
-    if (o.has_explicit_http_config()) c->http2 = o.explicit_http_config().has_http2_protocol_options();
+    if (o.has_explicit_http_config())
+      c->http2 = o.explicit_http_config().has_http2_protocol_options();
     if (o.has_common_http_protocol_options()) {
       const auto& ch = o.common_http_protocol_options();
       if (ch.has_idle_timeout()) c->idle_timeout = toMs(ch.idle_timeout());
@@ -271,7 +279,8 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
       c->tls = *tls;
     } else if (ts.has_typed_config() &&
                ts.typed_config().type_url().find("RawBuffer") == std::string::npos) {
-      return Error{"transport_socket: unsupported transport socket '" + ts.typed_config().type_url() + "'"};
+      return Error{"transport_socket: unsupported transport socket '" +
+                   ts.typed_config().type_url() + "'"};
     }
   }
   if (p.has_upstream_bind_config()) {
@@ -461,7 +470,8 @@ class RandomLb final : public BaseLb {
 class LeastRequestLb final : public BaseLb {
  public:
   LeastRequestLb(const ClusterConfig& cfg, std::shared_ptr<const HostList> hosts, uint64_t seed)
-      : BaseLb(cfg, std::move(hosts), seed), choices_(std::max(2u, cfg.least_request_choice_count)) {}
+      : BaseLb(cfg, std::move(hosts), seed),
+        choices_(std::max(2u, cfg.least_request_choice_count)) {}
   HostPtr chooseHost(std::optional<uint64_t>, const Host* exclude) override {
     auto [level, panic] = prio_.pick(rng_());
     if (!level || level->empty()) return nullptr;
@@ -622,8 +632,7 @@ void OutlierDetector::setHosts(std::shared_ptr<const HostList> hosts) {
 }
 
 bool OutlierDetector::tryEject(Host& host, uint32_t enforcing, uint64_t random,
-                               std::atomic<uint64_t>& detected,
-                               std::atomic<uint64_t>& enforced) {
+                               std::atomic<uint64_t>& detected, std::atomic<uint64_t>& enforced) {
   detected.fetch_add(1, std::memory_order_relaxed);
   if (random % 100 >= enforcing) return false;
   size_t total = host_count_.load(std::memory_order_relaxed);

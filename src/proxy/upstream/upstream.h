@@ -207,12 +207,13 @@ class OutlierDetector {
   std::atomic<uint64_t> ejections_overflow{0};
   std::atomic<int64_t> ejections_active{0};
   // Test hook: the clock used to stamp ejections.
-  std::function<std::chrono::steady_clock::time_point()> now =
-      [] { return std::chrono::steady_clock::now(); };
+  std::function<std::chrono::steady_clock::time_point()> now = [] {
+    return std::chrono::steady_clock::now();
+  };
 
  private:
-  bool tryEject(Host& host, uint32_t enforcing, uint64_t random,
-                std::atomic<uint64_t>& detected, std::atomic<uint64_t>& enforced);
+  bool tryEject(Host& host, uint32_t enforcing, uint64_t random, std::atomic<uint64_t>& detected,
+                std::atomic<uint64_t>& enforced);
   OutlierConfig cfg_;
   std::shared_ptr<const HostList> hosts_;
   std::atomic<size_t> host_count_{0};
