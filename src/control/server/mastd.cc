@@ -78,6 +78,7 @@ Status Mastd::start() {
   }
   debouncer_ = std::make_unique<xds::Debouncer>(
       options_.debounce, [this](std::set<std::string> keys, size_t) { pushAll(keys); });
+  expiry_thread_ = std::thread([this] { runExpiry(); });
   store_.subscribe([this](const std::shared_ptr<const config::ConfigSnapshot>& snap,
                           const std::vector<config::ResourceKey>& changed) {
     config_version_ = snap->version();
@@ -129,6 +130,12 @@ Status Mastd::start() {
 }
 
 void Mastd::stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  expiry_cv_.notify_all();
+  if (expiry_thread_.joinable()) expiry_thread_.join();
   if (http_) http_->stop();
   if (xds_) xds_->stop();
   if (watcher_) watcher_->stop();
@@ -213,13 +220,27 @@ void Mastd::onProxyDisconnected(const std::string& node_id, uint64_t) {
     }
   }
   MAST_LOG(INFO, "xds: proxy {} disconnected", node_id);
-  if (expire) {
-    // Re-check once the grace period is over (a reconnect cancels the expiry).
-    auto grace = options_.auto_registration_grace;
-    std::thread([this, grace] {
-      std::this_thread::sleep_for(grace + std::chrono::milliseconds(50));
-      if (debouncer_) debouncer_->trigger("");
-    }).detach();
+  if (expire) expiry_cv_.notify_all();
+}
+
+// Wakes once the earliest auto-registration expiry has passed and lets pushAll() drop it (a
+// reconnect before then cancels the expiry). Owned by Mastd; stop() joins it.
+void Mastd::runExpiry() {
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    if (auto_expiry_.empty()) {
+      expiry_cv_.wait(lk);
+      continue;
+    }
+    auto next = auto_expiry_.begin()->second;
+    for (const auto& [id, t] : auto_expiry_) next = std::min(next, t);
+    if (expiry_cv_.wait_until(lk, next) == std::cv_status::timeout && !stopping_) {
+      lk.unlock();
+      debouncer_->trigger("");
+      lk.lock();
+      // pushAll() erases what expired; wait for that before looking again.
+      expiry_cv_.wait_for(lk, std::chrono::milliseconds(50));
+    }
   }
 }
 

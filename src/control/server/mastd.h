@@ -11,11 +11,13 @@
 // translation itself runs without the lock on immutable inputs.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "base/result.h"
 #include "control/config/mesh_config.h"
@@ -75,6 +77,7 @@ class Mastd {
   std::shared_ptr<const xds::Snapshot> snapshotFor(const xds::ProxyInfo& proxy);
   Status onProxyConnected(const xds::ProxyInfo& proxy);
   void onProxyDisconnected(const std::string& node_id, uint64_t stream_id);
+  void runExpiry();
 
   HttpResponse apply(const HttpRequest& req);
   HttpResponse get(const HttpRequest& req);
@@ -102,6 +105,9 @@ class Mastd {
   std::map<std::string, uint64_t> streams_;        // node id → open stream count
   std::map<std::string, xds::ProxyInfo> auto_registered_;  // WorkloadGroup members
   std::map<std::string, std::chrono::steady_clock::time_point> auto_expiry_;
+  std::condition_variable expiry_cv_;  // with mu_: auto_expiry_ changed or stopping
+  std::thread expiry_thread_;
+  bool stopping_ = false;
   std::atomic<uint64_t> pushes_{0};
   std::atomic<uint64_t> model_builds_{0};
   std::atomic<uint64_t> config_version_{0};
