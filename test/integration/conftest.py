@@ -298,3 +298,12 @@ static_resources:
       cluster_name: xds-grpc
       endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } } }] }]
 """ % (node, ads_port)
+
+
+def free_port():
+    """A port the OS just handed out on 127.0.0.1 (for processes that need a fixed number)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

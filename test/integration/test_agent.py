@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -19,21 +18,13 @@ import http.server
 
 import pytest
 
-from conftest import BIN, PROXY
+from conftest import BIN, PROXY, free_port
 
 xds = pytest.importorskip("xds_fixture")
 
 AGENT = os.path.join(BIN, "mast-agent")
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(port, path, method="GET", timeout=5):

@@ -6,27 +6,18 @@ VirtualService, and an endpoint-only change pushing EDS alone."""
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import BIN, Proxy, curl, xds_bootstrap
+from conftest import BIN, Proxy, curl, free_port, xds_bootstrap
 import http.server
 import socketserver
 import threading
 
 MASTD = os.path.join(BIN, "mastd")
 MASTCTL = os.path.join(BIN, "mastctl")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class NamedHandler(http.server.BaseHTTPRequestHandler):

@@ -9,7 +9,8 @@ from concurrent import futures
 import grpc
 import pytest
 
-from test_mastd import Mesh, free_port
+from conftest import free_port
+from test_mastd import Mesh
 
 CLIENT = os.path.join(os.path.dirname(__file__), "..", "..", "src", "control", "xds",
                       "xds_python_client.py")

@@ -126,7 +126,7 @@ std::shared_ptr<RdsSlot> Server::rdsSlot(const std::string& name) {
   slot->name = name;
   std::shared_ptr<const router::RouteTable> current;
   if (auto it = route_tables_.find(name); it != route_tables_.end()) current = it->second;
-  slot->per_worker.assign(std::max<size_t>(1, std::max(1u, opts_.concurrency)), current);
+  slot->per_worker.assign(std::max(1u, opts_.concurrency), current);  // one per worker
   auto& list = rds_slots_[name];
   std::erase_if(list, [](const std::weak_ptr<RdsSlot>& w) { return w.expired(); });
   list.push_back(slot);
