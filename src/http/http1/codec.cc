@@ -88,6 +88,8 @@ std::string_view reasonPhrase(int status) {
       return "Payload Too Large";
     case 418:
       return "I'm a teapot";
+    case 426:
+      return "Upgrade Required";
     case 429:
       return "Too Many Requests";
     case 431:
@@ -314,7 +316,8 @@ int ParserBase::onMessageComplete(http_parser* p) {
 // === ServerCodec ===
 
 ServerCodec::ServerCodec(Callbacks& cb, const ServerSettings& s)
-    : ParserBase(cb, HTTP_REQUEST, s.max_request_headers_kb * 1024, s.max_headers_count) {}
+    : ParserBase(cb, HTTP_REQUEST, s.max_request_headers_kb * 1024, s.max_headers_count),
+      accept_http_10_(s.accept_http_10) {}
 
 size_t ServerCodec::dispatch(const char* data, size_t len) {
   if (paused_) return 0;
@@ -336,6 +339,10 @@ int ServerCodec::headersComplete() {
                                                                    : http::Protocol::Http11;
   if (parser_.http_major != 1) {
     fail(400, "http1.codec_error");
+    return 2;
+  }
+  if (protocol_ == http::Protocol::Http10 && !accept_http_10_) {
+    fail(426, "low_version");
     return 2;
   }
   keep_alive_ = http_should_keep_alive(&parser_) != 0;
@@ -396,7 +403,7 @@ void ServerCodec::encodeHeaders(const http::HeaderMap& response, bool end_stream
                                 std::string& out) {
   int status = response.status();
   if (status == 0) status = 500;
-  out += protocol_ == http::Protocol::Http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += protocol_ == http::Protocol::Http10 && accept_http_10_ ? "HTTP/1.0 " : "HTTP/1.1 ";
   out += std::to_string(status);
   out += ' ';
   out += reasonPhrase(status);

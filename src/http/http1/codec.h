@@ -38,6 +38,9 @@ using ClientCallbacks = Callbacks;
 struct ServerSettings {
   uint32_t max_request_headers_kb = 60;
   uint32_t max_headers_count = 100;
+  // false: HTTP/1.0 requests fail with 426 "low_version" and the reply is HTTP/1.1 (Envoy's
+  // http_protocol_options.accept_http_10, which the connection manager defaults to false).
+  bool accept_http_10 = true;
 };
 
 // Shared parsing machinery.
@@ -120,6 +123,7 @@ class ServerCodec final : public ParserBase {
   void messageComplete() override;
 
   http::Protocol protocol_ = http::Protocol::Http11;
+  bool accept_http_10_;
   bool paused_ = false;
   bool is_head_ = false;
   bool chunked_response_ = false;

@@ -216,9 +216,10 @@ Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> loadBootstrapFr
 }
 
 Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> loadBootstrap(
-    const BootstrapSource& src) {
+    const BootstrapSource& src, YamlDocument* doc_out) {
   std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap> b;
-  YamlDocument doc;
+  YamlDocument local_doc;
+  YamlDocument& doc = doc_out ? *doc_out : local_doc;
   if (!src.path.empty()) {
     auto text = readFile(src.path);
     if (!text) return Error{text.error()};
@@ -238,6 +239,18 @@ Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> loadBootstrap(
                   src.path.empty() ? nullptr : &doc, s.error());
   }
   return b;
+}
+
+std::string locateError(const std::string& error, const std::string& file,
+                        const YamlDocument& doc) {
+  std::string prefix = file + ": ";
+  if (error.compare(0, prefix.size(), prefix) != 0) return error;
+  std::string rest = error.substr(prefix.size());
+  size_t colon = rest.find(": ");
+  if (colon == std::string::npos) return error;
+  int line = doc.line(rest.substr(0, colon));
+  if (line <= 0) return error;
+  return file + ":" + std::to_string(line) + ": " + rest;
 }
 
 namespace {

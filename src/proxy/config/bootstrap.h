@@ -21,8 +21,9 @@ struct BootstrapSource {
   std::string config_yaml;  // --config-yaml, merged over the file (protobuf MergeFrom)
 };
 
+// `doc` (optional) receives the file's YAML document, for locating later errors (locateError).
 Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> loadBootstrap(
-    const BootstrapSource& src);
+    const BootstrapSource& src, YamlDocument* doc = nullptr);
 // From text (tests, fuzzing).
 Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> loadBootstrapFromString(
     const std::string& text, const std::string& file_name);
@@ -31,6 +32,10 @@ Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> loadBootstrapFr
 // values and durations are reported with the YAML line. Reused by the xDS client.
 Status jsonToMessage(const nlohmann::json& json, google::protobuf::Message& msg,
                      const YamlDocument* source, const std::string& file_name);
+
+// An error found after loading, "FILE: FIELD.PATH: message", gets the YAML line of FIELD.PATH:
+// "FILE:LINE: FIELD.PATH: message". Errors that already carry a line are returned unchanged.
+std::string locateError(const std::string& error, const std::string& file, const YamlDocument& doc);
 
 // Supported extensions and cross-references.
 Status validateBootstrap(const envoy::config::bootstrap::v3::Bootstrap& b);

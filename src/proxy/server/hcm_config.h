@@ -48,6 +48,7 @@ struct HcmConfig {
   std::chrono::milliseconds idle_timeout{3600 * 1000};
   std::chrono::milliseconds drain_timeout{5000};
   uint32_t max_request_headers_kb = 60;
+  bool accept_http_10 = false;  // http_protocol_options.accept_http_10
   uint32_t max_requests_per_connection = 0;
   bool normalize_path = false;
   bool merge_slashes = false;

@@ -20,6 +20,7 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
   static http1::ServerSettings settings(const HcmConfig& cfg) {
     http1::ServerSettings s;
     s.max_request_headers_kb = cfg.max_request_headers_kb;
+    s.accept_http_10 = cfg.accept_http_10;
     return s;
   }
 

@@ -52,8 +52,8 @@ std::string Server::state() const {
 
 int Server::run() {
   if (auto s = loadConfig(); !s) {
+    // One line: "FILE:LINE: FIELD.PATH: message".
     std::cerr << s.error() << std::endl;
-    if (opts_.mode == "validate") std::cerr << "configuration is invalid" << std::endl;
     return 1;
   }
   if (opts_.mode == "validate") {

@@ -74,7 +74,8 @@ Result<std::shared_ptr<const net::TlsContext>> downstreamTls(const google::proto
 }  // namespace
 
 Status Server::loadConfig() {
-  auto b = config::loadBootstrap({opts_.config_path, opts_.config_yaml});
+  YamlDocument doc;
+  auto b = config::loadBootstrap({opts_.config_path, opts_.config_yaml}, &doc);
   if (!b) return Error{b.error()};
   bootstrap_ = std::move(*b);
   if (!opts_.service_node.empty()) bootstrap_->mutable_node()->set_id(opts_.service_node);
@@ -85,8 +86,13 @@ Status Server::loadConfig() {
   }
   stats_ = std::make_unique<stats::Store>(std::max(1u, opts_.concurrency));
   access_logs_ = std::make_unique<accesslog::AccessLogManager>();
-  if (auto s = buildClusters(); !s) return s;
-  if (auto s = buildListeners(); !s) return s;
+  // Errors found while building name the field path; give them the YAML line too.
+  if (auto s = buildClusters(); !s) {
+    return Error{config::locateError(s.error(), opts_.config_path, doc)};
+  }
+  if (auto s = buildListeners(); !s) {
+    return Error{config::locateError(s.error(), opts_.config_path, doc)};
+  }
   return {};
 }
 
@@ -216,6 +222,7 @@ Result<std::shared_ptr<const HcmConfig>> Server::buildHcm(const google::protobuf
   }
   if (h.has_max_request_headers_kb())
     cfg->max_request_headers_kb = h.max_request_headers_kb().value();
+  cfg->accept_http_10 = h.http_protocol_options().accept_http_10();
   if (h.has_normalize_path()) cfg->normalize_path = h.normalize_path().value();
   cfg->merge_slashes = h.merge_slashes();
   cfg->stats = std::make_shared<HcmStats>(store, cfg->stat_prefix);
