@@ -27,6 +27,7 @@ set(MAST_MODULE_DIRS
   cmd/mastd
   cmd/mastctl
   cmd/mast-agent
+  apps/bookinfo
   test/integration
   bench
   fuzz)

@@ -1,11 +1,12 @@
-"""End-to-end tests for the Bookinfo services: real processes on 127.0.0.1, ports chosen by the
-OS (`--port 0`, the bound port is read from the service's "listening on" line), upstream URLs
-passed through the environment, plain http.client as the client.
+"""End-to-end tests for the Bookinfo services: real processes of the C++ binary
+(`$MAST_BIN/bookinfo <service>`, MAST_BIN defaulting to <repo>/build/bin) on 127.0.0.1, ports
+chosen by the OS (`--port 0`, the bound port is read from the service's "listening on" line),
+upstream URLs passed through the environment, plain http.client as the client.
 
 Where a test needs to see exactly what a service sent upstream, or an upstream that hangs, it
 uses a small in-test HTTP server (`Recorder`) in place of the peer service (a test seam).
 
-Run: /usr/bin/python3 -m pytest -q -p no:cacheprovider apps/bookinfo
+Run: MAST_BIN=$PWD/build/bin /usr/bin/python3 -m pytest -q -p no:cacheprovider apps/bookinfo
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,13 +25,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.abspath(os.environ.get("MAST_BIN", os.path.join(HERE, "..", "..", "build", "bin")))
+BOOKINFO = os.path.join(BIN, "bookinfo")
 LISTEN_RE = re.compile(r"^(\w+) listening on ([^ ]+):(\d+)")
 
 # Variables the services read; cleared so the caller's environment cannot leak in.
 SERVICE_ENV = [f"{s}_{k}" for s in ("DETAILS", "REVIEWS", "RATINGS")
                for k in ("URL", "HOSTNAME", "SERVICE_PORT")] + [
     "SERVICES_DOMAIN", "SERVICE_VERSION", "ENABLE_RATINGS", "STAR_COLOR", "POD_NAME",
-    "HOSTNAME", "CLUSTER_NAME", "FLOOD_FACTOR", "BIND_ADDRESS", "ENABLE_EXTERNAL_BOOK_SERVICE"]
+    "HOSTNAME", "CLUSTER_NAME", "FLOOD_FACTOR", "BIND_ADDRESS", "ENABLE_EXTERNAL_BOOK_SERVICE",
+    "EXTERNAL_BOOK_SERVICE_URL", "DO_NOT_ENCRYPT"]
 
 STAR = 'class="glyphicon glyphicon-star"'
 EMPTY_STAR = 'class="glyphicon glyphicon-star-empty"'
@@ -51,8 +54,7 @@ class Service:
         self.name = script
         full_env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
         full_env.update(env or {})
-        cmd = [sys.executable, os.path.join(HERE, f"{script}.py"), "--port", "0",
-               "--bind", "127.0.0.1"]
+        cmd = [BOOKINFO, script, "--port", "0", "--bind", "127.0.0.1"]
         if version:
             cmd += ["--version", version]
         self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
