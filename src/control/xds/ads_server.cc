@@ -21,7 +21,7 @@ namespace {
 class StreamBase {
  public:
   virtual ~StreamBase() = default;
-  virtual ProxyStatus statusCopy() = 0;
+  virtual ProxyStatus statusCopy(bool with_names) = 0;
   virtual std::string nodeId() = 0;
   virtual void finishByServer() = 0;
 };
@@ -187,7 +187,7 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
     auto keep = std::move(self_);  // may destroy *this when `keep` goes out of scope
   }
 
-  ProxyStatus statusCopy() override {
+  ProxyStatus statusCopy(bool with_names) override {
     std::lock_guard lock(mu_);
     ProxyStatus s;
     s.proxy = proxy_;
@@ -195,7 +195,7 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
     s.delta = delta_;
     s.peer = peer_;
     s.connected_at = connected_at_;
-    fillTypesLocked(s.types);
+    fillTypesLocked(s.types, with_names);
     return s;
   }
 
@@ -224,7 +224,8 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
   // Builds the next response into `resp`; false when there is nothing to send.
   virtual bool nextResponseLocked(const Snapshot* snapshot, Resp& resp) = 0;
   virtual void markAllDirtyLocked() = 0;
-  virtual void fillTypesLocked(std::map<std::string, TypeStatus>& out) = 0;
+  // `with_names`: also copy the subscribed resource names (debug views only; can be large).
+  virtual void fillTypesLocked(std::map<std::string, TypeStatus>& out, bool with_names) = 0;
 
   std::string nextNonce() { return std::to_string(++nonce_counter_); }
 
@@ -487,10 +488,11 @@ class SotwStream final
     }
   }
 
-  void fillTypesLocked(std::map<std::string, TypeStatus>& out) override {
+  void fillTypesLocked(std::map<std::string, TypeStatus>& out, bool with_names) override {
     for (const auto& [type_url, t] : types_) {
       TypeStatus s = t.status;
       s.subscribed = t.names.size();
+      if (with_names) s.subscribed_names.assign(t.names.begin(), t.names.end());
       s.wildcard = t.wildcard;
       out.emplace(type_url, std::move(s));
     }
@@ -643,10 +645,11 @@ class DeltaStream final
     }
   }
 
-  void fillTypesLocked(std::map<std::string, TypeStatus>& out) override {
+  void fillTypesLocked(std::map<std::string, TypeStatus>& out, bool with_names) override {
     for (const auto& [type_url, t] : types_) {
       TypeStatus s = t.status;
       s.subscribed = t.names.size();
+      if (with_names) s.subscribed_names.assign(t.names.begin(), t.names.end());
       s.wildcard = t.wildcard;
       out.emplace(type_url, std::move(s));
     }
@@ -681,9 +684,9 @@ AdsService::~AdsService() { shutdown(); }
 
 grpc::Service* AdsService::grpcService() { return impl_.get(); }
 
-std::vector<ProxyStatus> AdsService::status() const {
+std::vector<ProxyStatus> AdsService::status(bool with_names) const {
   std::vector<ProxyStatus> out;
-  for (const auto& s : impl_->liveStreams()) out.push_back(s->statusCopy());
+  for (const auto& s : impl_->liveStreams()) out.push_back(s->statusCopy(with_names));
   std::sort(out.begin(), out.end(), [](const ProxyStatus& a, const ProxyStatus& b) {
     return std::tie(a.proxy.id, a.stream_id) < std::tie(b.proxy.id, b.stream_id);
   });

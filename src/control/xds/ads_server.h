@@ -65,7 +65,8 @@ class AdsService {
 
   grpc::Service* grpcService();
 
-  std::vector<ProxyStatus> status() const;
+  // With `with_names`, each TypeStatus also lists the subscribed resource names.
+  std::vector<ProxyStatus> status(bool with_names = false) const;
   Metrics metrics() const;
 
   // Finishes every open stream with UNAVAILABLE and refuses new ones. Non-blocking.
@@ -98,7 +99,9 @@ class XdsServer {
   void stop();
   int port() const { return port_; }
 
-  std::vector<ProxyStatus> status() const { return service_.status(); }
+  std::vector<ProxyStatus> status(bool with_names = false) const {
+    return service_.status(with_names);
+  }
   Metrics metrics() const { return service_.metrics(); }
   AdsService& service() { return service_; }
 

@@ -31,6 +31,7 @@ struct TypeStatus {
   std::string nacked_version;  // version the proxy rejected last (kept until a later ACK)
   std::string error_message;   // the proxy's error_detail.message of that NACK
   size_t subscribed = 0;       // explicit resource names subscribed
+  std::vector<std::string> subscribed_names;  // only when status(with_names = true)
   bool wildcard = false;
   size_t resources_sent = 0;  // resources in the last response
   uint64_t pushes = 0;        // responses sent on this stream for this type
