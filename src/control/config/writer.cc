@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "control/config/json_proto.h"
+#include "control/config/parse.h"
 
 namespace mast::control::config {
 
@@ -114,10 +115,102 @@ std::string resourceToYaml(const Resource& r) {
     meta["creationTimestamp"] = r.metadata.creation_timestamp;
   doc["metadata"] = std::move(meta);
   doc["spec"] = r.spec ? messageToJson(*r.spec) : nlohmann::json::object();
+  return jsonToYaml(doc);
+}
+
+std::string jsonToYaml(const nlohmann::json& value) {
   YAML::Emitter out;
   out.SetIndent(2);
-  emit(out, doc);
+  emit(out, value);
   return std::string(out.c_str()) + "\n";
+}
+
+namespace {
+
+// The same document markers parse.cc splits at.
+bool isMarkerLine(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line == "...") return true;
+  if (line.substr(0, 3) != "---") return false;
+  return line.size() == 3 || line[3] == ' ' || line[3] == '\t';
+}
+
+}  // namespace
+
+Result<std::string> rewriteDocument(std::string_view file_name, std::string_view text,
+                                    const ResourceKey& key,
+                                    const std::optional<std::string>& replacement) {
+  if (file_name.ends_with(".json")) {
+    return Error{std::string(file_name) + ": JSON files are not rewritten; edit that file"};
+  }
+  // Chunks between marker lines, as byte ranges; markers as byte ranges (with their newline).
+  struct Span {
+    size_t begin, end;
+  };
+  std::vector<Span> chunks, markers;
+  size_t chunk_begin = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t eol = text.find('\n', i);
+    size_t next = eol == std::string_view::npos ? text.size() : eol + 1;
+    std::string_view line = text.substr(i, (eol == std::string_view::npos ? text.size() : eol) - i);
+    if (isMarkerLine(line)) {
+      chunks.push_back({chunk_begin, i});
+      markers.push_back({i, next});
+      chunk_begin = next;
+    }
+    i = next;
+  }
+  chunks.push_back({chunk_begin, text.size()});
+  std::optional<size_t> found;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    auto parsed =
+        parseFile(file_name, text.substr(chunks[c].begin, chunks[c].end - chunks[c].begin));
+    bool mine = false;
+    size_t resources = 0;
+    for (const auto& d : parsed.documents) {
+      if (!d.key) continue;
+      ++resources;
+      mine = mine || *d.key == key;
+    }
+    if (!mine) continue;
+    if (found) return Error{key.toString() + " is defined twice in " + std::string(file_name)};
+    if (resources > 1) {
+      return Error{key.toString() + " shares its document in " + std::string(file_name) +
+                   " with other resources; edit that file"};
+    }
+    if (c > 0) {
+      std::string_view marker =
+          text.substr(markers[c - 1].begin, markers[c - 1].end - markers[c - 1].begin);
+      std::string_view rest = marker.substr(std::min<size_t>(3, marker.size()));
+      size_t nb = rest.find_first_not_of(" \t\r\n");
+      if (marker.starts_with("---") && nb != std::string_view::npos && rest[nb] != '#') {
+        return Error{key.toString() + " starts on its \"---\" line in " + std::string(file_name) +
+                     "; edit that file"};
+      }
+    }
+    found = c;
+  }
+  if (!found) return Error{key.toString() + " not found in " + std::string(file_name)};
+  size_t c = *found;
+  std::string out;
+  if (replacement) {
+    out.append(text.substr(0, chunks[c].begin));
+    out.append(*replacement);
+    if (!replacement->empty() && replacement->back() != '\n') out.push_back('\n');
+    out.append(text.substr(chunks[c].end));
+    return out;
+  }
+  // Removal: the document and one separator (the one before it, else the one after it).
+  size_t from = chunks[c].begin, to = chunks[c].end;
+  if (c > 0) {
+    from = markers[c - 1].begin;
+  } else if (c < markers.size()) {
+    to = markers[c].end;
+  }
+  out.append(text.substr(0, from));
+  out.append(text.substr(to));
+  return out;
 }
 
 Status writeFileAtomic(const std::string& path, const std::string& contents) {

@@ -91,5 +91,93 @@ TEST(Writer, AtomicReplaceAndDelete) {
   EXPECT_FALSE(writeFileAtomic(dir.file("no/such/dir/f.yaml"), "x").ok());
 }
 
+// A hand-written multi-document file: one document is replaced or removed, every other byte
+// (comments, flow style, other documents) stays as written.
+constexpr const char* kMultiDoc = R"(# Bookinfo routing, kept by hand
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ratings }   # flow style on purpose
+spec: { hosts: [ratings], http: [{ route: [{ destination: { host: ratings } }] }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http: [{ route: [{ destination: { host: reviews } }] }]
+--- # details next
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: details }
+spec: { host: details }
+)";
+
+TEST(Writer, RewritesOneDocumentOfAMultiDocumentFile) {
+  auto parsed = parseFile("new.yaml", R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v2}}]}]}
+)");
+  ASSERT_TRUE(parsed.documents.at(0).resource);
+  std::string yaml = resourceToYaml(*parsed.documents[0].resource);
+  auto out = rewriteDocument("routes.yaml", kMultiDoc,
+                             {Kind::kVirtualService, "default", "reviews"}, yaml);
+  ASSERT_TRUE(out.ok()) << out.error();
+  std::string text = kMultiDoc;
+  size_t from = text.find("apiVersion", text.find("---\n"));
+  size_t to = text.find("--- # details");
+  EXPECT_EQ(*out, text.substr(0, from) + yaml + text.substr(to));
+  auto reread = parseFile("routes.yaml", *out);
+  ASSERT_EQ(reread.documents.size(), 3u);
+  for (const auto& d : reread.documents) ASSERT_TRUE(d.resource) << d.errors.at(0).toString();
+  EXPECT_TRUE(sameContent(*reread.documents[1].resource, *parsed.documents[0].resource));
+
+  // The first and the last document too.
+  auto first = rewriteDocument("routes.yaml", kMultiDoc,
+                               {Kind::kVirtualService, "default", "ratings"}, "x: 1\n");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, "x: 1\n" + text.substr(text.find("---\n")));
+  auto last = rewriteDocument("routes.yaml", kMultiDoc,
+                              {Kind::kDestinationRule, "default", "details"}, "y: 2\n");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(*last, text.substr(0, text.find("apiVersion", to)) + "y: 2\n");
+}
+
+TEST(Writer, RemovesOneDocumentWithItsSeparator) {
+  std::string text = kMultiDoc;
+  size_t second = text.find("---\n");
+  size_t third = text.find("--- # details");
+  auto middle = rewriteDocument("routes.yaml", kMultiDoc,
+                                {Kind::kVirtualService, "default", "reviews"}, std::nullopt);
+  ASSERT_TRUE(middle.ok());
+  EXPECT_EQ(*middle, text.substr(0, second) + text.substr(third));
+  auto first = rewriteDocument("routes.yaml", kMultiDoc,
+                               {Kind::kVirtualService, "default", "ratings"}, std::nullopt);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, text.substr(second + 4));
+  auto reread = parseFile("routes.yaml", *first);
+  ASSERT_EQ(reread.documents.size(), 2u);
+  EXPECT_EQ(reread.documents[0].resource->metadata.name, "reviews");
+}
+
+TEST(Writer, RefusesWhatCannotBeRewrittenAlone) {
+  ResourceKey reviews{Kind::kVirtualService, "default", "reviews"};
+  EXPECT_FALSE(rewriteDocument("routes.yaml", kMultiDoc, {Kind::kVirtualService, "default", "nope"},
+                               "a: 1\n")
+                   .ok());
+  EXPECT_FALSE(rewriteDocument("routes.json", kMultiDoc, reviews, "a: 1\n").ok());
+  // A Kubernetes List document holds several resources.
+  auto list = rewriteDocument("list.yaml", R"(apiVersion: v1
+kind: List
+items:
+- {apiVersion: networking.istio.io/v1, kind: VirtualService, metadata: {name: reviews}, spec: {hosts: [reviews]}}
+- {apiVersion: networking.istio.io/v1, kind: VirtualService, metadata: {name: ratings}, spec: {hosts: [ratings]}}
+)",
+                              reviews, "a: 1\n");
+  ASSERT_FALSE(list.ok());
+  EXPECT_THAT(list.error(), ::testing::HasSubstr("other resources"));
+}
+
 }  // namespace
 }  // namespace mast::control::config
