@@ -28,8 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("MAST_BIN", os.path.join(ROOT, "build", "bin"))
 WORK = os.environ.get("MAST_DEMO_DIR", os.path.join(ROOT, "build", "demo"))
 EXAMPLES = os.path.join(ROOT, "examples", "bookinfo")
-APPS = os.path.join(ROOT, "apps", "bookinfo")
-PY = "/usr/bin/python3"
 
 HUB = "mast-hub"
 BRIDGE = "mastbr0"
@@ -198,7 +196,7 @@ def up():
         r = sh(agent, "wait", "--timeout", "60s", ns=ns, check=False)
         if r.returncode != 0:
             raise RuntimeError("sidecar of %s not ready: %s%s" % (name, r.stdout, r.stderr))
-        start(name, [PY, os.path.join(APPS, app + ".py"), "--port", "9080", "--version", version],
+        start(name, [os.path.join(BIN, "bookinfo"), app, "--port", "9080", "--version", version],
               ns, env={"POD_NAME": name + "-pod"})
     wait_for("productpage through the gateway", lambda: curl("/productpage")[0] == 200)
     # The root namespace reaches the mesh only through these ports on 127.0.0.1: the gateway

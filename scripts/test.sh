@@ -11,7 +11,7 @@ echo "== unit tests (ctest)"
 echo "== integration tests (pytest: curl, h2load, openssl, grpcio xDS peers, mastctl against build/bin)"
 MAST_BIN="$PWD/build/bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider test/integration
 echo "== Bookinfo application tests (pytest)"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider apps/bookinfo
+MAST_BIN="$PWD/build/bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider apps/bookinfo
 if [ "${MAST_SKIP_FUZZ:-0}" != 1 ]; then
   echo "== fuzz (libFuzzer, 20 s per target)"
   scripts/fuzz.sh 20

@@ -318,6 +318,9 @@ class ConnectionHandler : public http1::ServerCallbacks {
     for (const auto& [name, value] : response.extra_headers) head.add(name, value);
     std::string wire;
     codec_.encodeHeaders(head, response.body.empty(), wire);
+    // A server states its own version, whatever the request's (RFC 9110 §2.5); the codec
+    // echoes HTTP/1.0 to 1.0 clients, the services always answered as HTTP/1.1.
+    if (wire.compare(0, 9, "HTTP/1.0 ") == 0) wire.replace(0, 8, "HTTP/1.1");
     if (request_.method != "HEAD") codec_.encodeData(response.body, true, wire);
     logRequest(response.status);
     return writeAll(wire);

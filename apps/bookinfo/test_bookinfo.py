@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -50,11 +51,12 @@ DETAILS_DOWN = "Sorry, product details are currently unavailable for this book."
 class Service:
     """One running Bookinfo service; stdout is drained into `lines` by a reader thread."""
 
-    def __init__(self, script: str, version: str | None = None, env: dict | None = None):
+    def __init__(self, script: str, version: str | None = None, env: dict | None = None,
+                 bind: str = "127.0.0.1"):
         self.name = script
         full_env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
         full_env.update(env or {})
-        cmd = [BOOKINFO, script, "--port", "0", "--bind", "127.0.0.1"]
+        cmd = [BOOKINFO, script, "--port", "0", "--bind", bind]
         if version:
             cmd += ["--version", version]
         self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
@@ -566,3 +568,59 @@ def test_sigterm_exits_cleanly_and_logs_one_line_per_request(spawn):
         assert len(svc.request_lines()) == 2, svc.lines
         assert all('"GET /health HTTP/1.1" 200' in ln for ln in svc.request_lines())
         assert svc.lines[-1] == f"{script} stopped"
+
+
+def test_bind_ipv6_any_is_dual_stack():
+    svc = Service("details", bind="::")
+    try:
+        assert svc.lines[0].startswith(f"details listening on :::{svc.port} ")
+        assert get_json(svc, "/details/1")[1]["id"] == 1  # IPv4 client on 127.0.0.1
+        if socket.has_ipv6:
+            conn = http.client.HTTPConnection("::1", svc.port, timeout=10)
+            try:
+                conn.request("GET", "/health")
+                assert conn.getresponse().status == 200
+            except OSError as e:  # a host without IPv6 loopback still proved the IPv4 half
+                pytest.skip(f"no IPv6 loopback: {e}")
+            finally:
+                conn.close()
+        lines = svc.wait_request_lines(1)
+        assert " ::ffff:127.0.0.1 " in lines[0]  # IPv4 peers show in mapped form
+    finally:
+        assert svc.stop() == 0
+
+
+def test_cli_rejects_unknown_service_and_version():
+    for args in (["catalog"], ["reviews", "--version", "v9"], ["details", "--port", "70000"]):
+        r = subprocess.run([BOOKINFO, *args], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert "listening" not in r.stdout
+
+
+GOOGLE_BOOKS_REPLY = {"kind": "books#volumes", "totalItems": 1, "items": [{"volumeInfo": {
+    "title": "The Comedy of Errors", "authors": ["William Shakespeare"], "publisher": "Dover",
+    "publishedDate": "2002", "printType": "BOOK", "pageCount": 96, "language": "en",
+    "industryIdentifiers": [{"type": "ISBN_13", "identifier": "9780486424613"},
+                            {"type": "ISBN_10", "identifier": "0486424618"}]}}]}
+
+
+def test_details_external_book_service(spawn, recorder):
+    """Istio's egress tasks: details asks the Google Books API (here a recorder named by
+    EXTERNAL_BOOK_SERVICE_URL) and forwards the propagated headers."""
+    books = recorder(reply=(200, GOOGLE_BOOKS_REPLY))
+    details = spawn("details", ENABLE_EXTERNAL_BOOK_SERVICE="true",
+                    EXTERNAL_BOOK_SERVICE_URL=books.url + "/api/")
+    status, body = get_json(details, "/details/3",
+                            headers={"x-request-id": "ext-1", "x-unrelated": "no"})
+    assert (status, body) == (200, {
+        "id": 3, "author": "William Shakespeare", "year": "2002", "type": "paperback",
+        "pages": 96, "publisher": "Dover", "language": "English", "ISBN-10": "0486424618",
+        "ISBN-13": "9780486424613"})
+    path, got = books.requests[0]
+    assert path == "/api/books/v1/volumes?q=isbn:0486424618"
+    assert got["x-request-id"] == "ext-1" and "x-unrelated" not in got
+    assert got["host"] == books.url[len("http://"):]
+    # An answer without the book is details' 400 with the reason.
+    books.reply = (200, {"kind": "books#volumes", "totalItems": 0})
+    status, body = get_json(details, "/details/3")
+    assert status == 400 and body["error"]
