@@ -93,6 +93,17 @@ int printErrors(const ApiResponse& r, std::ostream& err) {
   return 1;
 }
 
+// "34ms", "1.2s".
+std::string formatSeconds(double s) {
+  char buf[32];
+  if (s < 1) {
+    std::snprintf(buf, sizeof(buf), "%.0fms", s * 1000);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1fs", s);
+  }
+  return buf;
+}
+
 std::string pad(const std::string& s, size_t w) {
   return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
 }
@@ -208,7 +219,7 @@ int get(const GlobalOptions& g, const std::string& kind_arg, const std::string& 
     return 0;
   }
   out << (all_namespaces ? pad("NAMESPACE", 16) : "") << pad("NAME", 32) << pad("KIND", 24)
-      << "SUMMARY\n";
+      << pad("ACCEPTED", 10) << pad("REJECTED", 10) << pad("CONVERGED", 11) << "SUMMARY\n";
   for (const auto& item : j["items"]) {
     const auto& spec = item["spec"];
     std::string summary;
@@ -221,8 +232,22 @@ int get(const GlobalOptions& g, const std::string& kind_arg, const std::string& 
     } else if (spec.contains("address")) {
       summary = "address=" + spec["address"].get<std::string>();
     }
+    // Convergence (mastd's status block): accepted by N of the M proxies that need it.
+    std::string accepted = "-", rejected = "-", converged = "-";
+    if (item.contains("status")) {
+      const auto& st = item["status"];
+      int needed = st.value("proxies", 0);
+      if (needed > 0) {
+        accepted = std::to_string(st.value("accepted", 0)) + "/" + std::to_string(needed);
+        rejected = std::to_string(st.value("rejected", 0));
+      }
+      if (st.contains("convergenceSeconds")) {
+        converged = formatSeconds(st["convergenceSeconds"].get<double>());
+      }
+    }
     out << (all_namespaces ? pad(item["metadata"]["namespace"], 16) : "")
-        << pad(item["metadata"]["name"], 32) << pad(item["kind"], 24) << summary << "\n";
+        << pad(item["metadata"]["name"], 32) << pad(item["kind"], 24) << pad(accepted, 10)
+        << pad(rejected, 10) << pad(converged, 11) << summary << "\n";
   }
   return 0;
 }

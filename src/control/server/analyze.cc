@@ -8,6 +8,7 @@
 #include "istio/networking/v1alpha3/gateway.pb.h"
 #include "istio/networking/v1alpha3/service_entry.pb.h"
 #include "istio/networking/v1alpha3/virtual_service.pb.h"
+#include "istio/networking/v1alpha3/workload_entry.pb.h"
 
 namespace mast::control::server {
 
@@ -53,11 +54,92 @@ bool hostKnown(const Index& ix, const std::string& host) {
   return false;
 }
 
+// The ports each known workload exposes, from the registry's point of view: a workload is a
+// WorkloadEntry or an inline ServiceEntry endpoint; it exposes, for every port of every
+// ServiceEntry it belongs to, the port it is reached on (the entry's `ports` map for that port
+// name, else the ServiceEntry port's targetPort, else its number) — Istio's analyzer uses the
+// Service's targetPort the same way.
+struct Workload {
+  std::map<std::string, std::string> labels;
+  std::set<uint32_t> ports;
+};
+
+std::vector<Workload> knownWorkloads(const config::ConfigSnapshot& snap) {
+  std::vector<Workload> out;
+  auto reached = [](const net::ServicePort& p,
+                    const google::protobuf::Map<std::string, uint32_t>& entry_ports) {
+    auto it = entry_ports.find(p.name());
+    if (it != entry_ports.end() && it->second != 0) return it->second;
+    return p.target_port() != 0 ? p.target_port() : p.number();
+  };
+  std::map<std::string, Workload> entries;  // "ns/name" of WorkloadEntries
+  for (const auto& r : snap.list(config::Kind::kWorkloadEntry)) {
+    if (const auto* we = r->specAs<net::WorkloadEntry>()) {
+      auto& w = entries[r->metadata.ns + "/" + r->metadata.name];
+      w.labels = {we->labels().begin(), we->labels().end()};
+    }
+  }
+  for (const auto& r : snap.list(config::Kind::kServiceEntry)) {
+    const auto* se = r->specAs<net::ServiceEntry>();
+    if (!se) continue;
+    for (const auto& ep : se->endpoints()) {
+      Workload w;
+      w.labels = {ep.labels().begin(), ep.labels().end()};
+      for (const auto& p : se->ports()) w.ports.insert(reached(p, ep.ports()));
+      out.push_back(std::move(w));
+    }
+    if (!se->has_workload_selector()) continue;
+    std::map<std::string, std::string> selector(se->workload_selector().labels().begin(),
+                                                se->workload_selector().labels().end());
+    for (const auto& we : snap.list(config::Kind::kWorkloadEntry, r->metadata.ns)) {
+      const auto* spec = we->specAs<net::WorkloadEntry>();
+      auto& w = entries[we->metadata.ns + "/" + we->metadata.name];
+      if (!spec || !model::labelsMatch(selector, w.labels)) continue;
+      for (const auto& p : se->ports()) w.ports.insert(reached(p, spec->ports()));
+    }
+  }
+  for (auto& [_, w] : entries) out.push_back(std::move(w));
+  return out;
+}
+
+// IST0104: a Gateway server port that the workloads its selector picks do not expose. Only
+// workloads the registry knows are checked: a gateway proxy that is no WorkloadEntry/endpoint
+// (a standalone mast-proxy router) listens wherever its Gateway says, so there is nothing to
+// compare with.
+void checkGatewayPorts(const config::ConfigSnapshot& snap, std::vector<AnalysisMessage>& out) {
+  auto workloads = knownWorkloads(snap);
+  for (const auto& r : snap.list(config::Kind::kGateway)) {
+    const auto* gw = r->specAs<net::Gateway>();
+    if (!gw) continue;
+    std::map<std::string, std::string> selector(gw->selector().begin(), gw->selector().end());
+    std::set<uint32_t> exposed;
+    bool any = false;
+    for (const auto& w : workloads) {
+      if (selector.empty() || !model::labelsMatch(selector, w.labels)) continue;
+      any = true;
+      exposed.insert(w.ports.begin(), w.ports.end());
+    }
+    if (!any) continue;
+    std::string sel;
+    for (const auto& [k, v] : selector) sel += (sel.empty() ? "" : ",") + k + "=" + v;
+    std::set<uint32_t> reported;
+    for (const auto& server : gw->servers()) {
+      uint32_t port = server.port().number();
+      if (exposed.count(port) || !reported.insert(port).second) continue;
+      out.push_back({"Error", "IST0104", "Gateway " + r->metadata.ns + "/" + r->metadata.name,
+                     "The gateway refers to a port that is not exposed on the workload (pod "
+                     "selector " +
+                         sel + "; port " + std::to_string(port) + ")"});
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<AnalysisMessage> analyze(const config::ConfigSnapshot& snap) {
   std::vector<AnalysisMessage> out;
   Index ix = buildIndex(snap);
+  checkGatewayPorts(snap, out);
   // host → VirtualServices bound to the mesh (IST0109).
   std::map<std::string, std::vector<std::string>> mesh_hosts;
   for (const auto& r : snap.list(config::Kind::kVirtualService)) {

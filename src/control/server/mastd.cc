@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -11,7 +13,9 @@
 #include "control/config/parse.h"
 #include "control/config/watcher.h"
 #include "control/config/writer.h"
+#include "control/model/mesh_model.h"
 #include "control/server/analyze.h"
+#include "control/server/dependencies.h"
 #include "control/xds/type_urls.h"
 
 namespace mast::control::server {
@@ -41,6 +45,52 @@ nlohmann::json resourceJson(const config::Resource& r) {
           {"spec", r.spec ? config::messageToJson(*r.spec) : nlohmann::json::object()}};
 }
 
+std::string rfc3339(SystemTime t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms % 1000));
+}
+
+// The `status` block of `mastctl get`: how many connected proxies that need the resource run
+// its latest revision.
+nlohmann::json statusJson(const ResourceStatus& st) {
+  nlohmann::json j = {{"revision", st.revision},
+                      {"proxies", st.needed},
+                      {"accepted", st.accepted},
+                      {"rejected", st.rejected},
+                      {"pending", st.pending}};
+  if (st.observed_at) j["observedAt"] = rfc3339(*st.observed_at);
+  if (st.last_ack) j["lastAckAt"] = rfc3339(*st.last_ack);
+  if (st.convergence_seconds) {
+    j["convergenceSeconds"] = std::round(*st.convergence_seconds * 1e4) / 1e4;
+  }
+  std::string summary = st.needed == 0
+                            ? "needed by no connected proxy"
+                            : fmt::format("accepted by {}/{} proxies", st.accepted, st.needed);
+  if (st.rejected > 0) summary += fmt::format(", rejected by {}", st.rejected);
+  if (st.pending > 0) summary += fmt::format(", {} pending", st.pending);
+  j["summary"] = summary;
+  nlohmann::json rejections = nlohmann::json::array();
+  nlohmann::json pending = nlohmann::json::array();
+  for (const auto& p : st.proxies) {
+    if (p.state == "REJECTED") {
+      rejections.push_back({{"proxy", p.proxy},
+                            {"type", std::string(xds::shortTypeName(p.type_url))},
+                            {"version", p.version},
+                            {"message", p.message}});
+    } else if (p.state == "PENDING") {
+      pending.push_back(p.proxy);
+    }
+  }
+  if (!rejections.empty()) j["rejections"] = rejections;
+  if (!pending.empty()) j["pendingProxies"] = pending;
+  return j;
+}
+
 std::string readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -59,7 +109,9 @@ bool fileHoldsOnly(const config::ConfigSnapshot& snap, const std::string& file,
 }  // namespace
 
 Mastd::Mastd(MastdOptions options, std::unique_ptr<Generator> generator)
-    : options_(std::move(options)), generator_(std::move(generator)) {
+    : options_(std::move(options)),
+      generator_(std::move(generator)),
+      push_time_({0.01, 0.1, 1, 3, 5, 10, 20, 30}) {
   mesh_ = config::defaultMeshConfig();
 }
 
@@ -82,6 +134,7 @@ Status Mastd::start() {
   store_.subscribe([this](const std::shared_ptr<const config::ConfigSnapshot>& snap,
                           const std::vector<config::ResourceKey>& changed) {
     config_version_ = snap->version();
+    convergence_.observe(snap->version(), changed, std::chrono::system_clock::now());
     for (const auto& k : changed) MAST_LOG(DEBUG, "config: {} changed", k.toString());
     debouncer_->trigger("");
   });
@@ -94,8 +147,7 @@ Status Mastd::start() {
   for (const auto& e : initial) MAST_LOG(WARN, "config: {}", e.toString());
   {
     std::lock_guard lk(mu_);
-    generator_->update(store_.snapshot(), mesh_, {});
-    ++model_builds_;
+    updateModelLocked({});
   }
   MAST_LOG(INFO, "config: {} resource(s) from {} ({} error(s))", store_.snapshot()->size(),
            options_.config_dir, initial.size());
@@ -105,9 +157,14 @@ Status Mastd::start() {
   cb.on_proxy_disconnected = [this](const std::string& id, uint64_t stream) {
     onProxyDisconnected(id, stream);
   };
-  cb.on_nack = [](const xds::AckEvent& e) {
+  cb.on_ack = [this](const xds::AckEvent& e) {
+    convergence_.ack(e.node_id, e.type_url, e.version, std::chrono::system_clock::now());
+  };
+  cb.on_nack = [this](const xds::AckEvent& e) {
     MAST_LOG(WARN, "xds: {} rejected {} version {}: {}", e.node_id, e.type_url, e.version,
              e.error_detail);
+    convergence_.nack(e.node_id, e.type_url, e.version, e.error_detail,
+                      std::chrono::system_clock::now());
   };
   xds::XdsServerOptions xo;
   xo.address = options_.listen_address;
@@ -146,7 +203,19 @@ void Mastd::stop() {
 // === Pushes ===
 
 std::shared_ptr<const xds::Snapshot> Mastd::snapshotFor(const xds::ProxyInfo& proxy) {
-  return std::make_shared<const xds::Snapshot>(generator_->generate(proxy));
+  auto snap = std::make_shared<const xds::Snapshot>(generator_->generate(proxy));
+  convergence_.generated(proxy.id, model_version_, snap, dependencies_,
+                         std::chrono::system_clock::now());
+  return snap;
+}
+
+void Mastd::updateModelLocked(const std::vector<xds::ProxyInfo>& autos) {
+  auto snap = store_.snapshot();
+  generator_->update(snap, mesh_, autos);
+  ++model_builds_;
+  model_version_ = snap->version();
+  model_ = generator_->model();
+  dependencies_ = model_ ? makeMeshDependencyResolver(model_) : nullptr;
 }
 
 void Mastd::pushAll(const std::set<std::string>&) {
@@ -166,15 +235,19 @@ void Mastd::pushAll(const std::set<std::string>&) {
     }
     std::vector<xds::ProxyInfo> autos;
     for (const auto& [id, p] : auto_registered_) autos.push_back(p);
-    generator_->update(store_.snapshot(), mesh_, autos);
-    ++model_builds_;
+    updateModelLocked(autos);
     for (const auto& [id, p] : proxies_) out.emplace_back(id, snapshotFor(p));
   }
   // Outside the lock: setSnapshot runs the stream pushes on this thread.
   for (auto& [id, s] : out) cache_.setSnapshot(id, s);
   pushes_ += out.size();
+  ++push_rounds_;
   last_push_ = std::chrono::steady_clock::now();
   last_push_duration_ = std::chrono::duration_cast<std::chrono::microseconds>(last_push_ - start);
+  {
+    std::lock_guard lk(push_time_mu_);
+    push_time_.observe(std::chrono::duration<double>(last_push_ - start).count());
+  }
   MAST_LOG(DEBUG, "push: {} proxies in {} us", out.size(), last_push_duration_.count());
 }
 
@@ -194,6 +267,7 @@ Status Mastd::onProxyConnected(const xds::ProxyInfo& proxy) {
     }
     proxies_[proxy.id] = proxy;
     ++streams_[proxy.id];
+    convergence_.connected(proxy);
     if (auto_register) {
       auto_expiry_.erase(proxy.id);
       registered = !auto_registered_.count(proxy.id);
@@ -214,6 +288,7 @@ void Mastd::onProxyDisconnected(const std::string& node_id, uint64_t) {
     if (--streams_[node_id] > 0) return;
     streams_.erase(node_id);
     proxies_.erase(node_id);
+    convergence_.disconnected(node_id);
     if (auto_registered_.count(node_id)) {
       auto_expiry_[node_id] = std::chrono::steady_clock::now() + options_.auto_registration_grace;
       expire = true;
@@ -255,6 +330,8 @@ HttpResponse Mastd::handle(const HttpRequest& req) {
   if (p == "/api/v1/resources" && req.method == "DELETE") return remove(req);
   if (p == "/api/v1/analyze" && req.method == "POST") return analyzeRequest(req);
   if (p == "/debug/syncz") return syncz();
+  if (p == "/debug/adsz") return adsz();
+  if (p == "/debug/registryz") return registryz();
   if (p == "/debug/configz") {
     nlohmann::json items = nlohmann::json::array();
     for (const auto& [k, r] : store_.snapshot()->resources()) items.push_back(resourceJson(*r));
@@ -277,41 +354,51 @@ HttpResponse Mastd::apply(const HttpRequest& req) {
     return json(400, {{"errors", arr}});
   }
   auto snap = store_.snapshot();
-  // Decide every document before writing any, so that a conflict writes nothing.
+  // Decide every document before writing any, so that a conflict writes nothing. A resource
+  // that lives in a multi-document file is rewritten in place (its document only); several
+  // such resources of one file are rewritten one after the other into one new text.
   struct Plan {
     config::Resource resource;
     std::string outcome;  // created | configured | unchanged
     std::string path;
   };
   std::vector<Plan> plans;
+  std::map<std::string, std::string> contents;  // path → what to write
   for (const auto& d : parsed.documents) {
     const auto& r = *d.resource;
     auto existing = snap->get(r.key());
     std::string target = options_.config_dir + "/" + config::resourceFileName(r.key());
-    if (existing) {
-      if (existing->source_file != target &&
-          !fileHoldsOnly(*snap, existing->source_file, r.key())) {
-        return json(409, {{"errors",
-                           {{{"resource", r.key().toString()},
-                             {"message", "defined in " + existing->source_file +
-                                             " next to other resources; edit that file"}}}}});
-      }
-      target = existing->source_file;
-    }
+    if (existing) target = existing->source_file;
     std::string outcome = !existing                           ? "created"
                           : config::sameContent(*existing, r) ? "unchanged"
                                                               : "configured";
+    if (outcome != "unchanged") {
+      std::string yaml = config::resourceToYaml(r);
+      if (existing && !fileHoldsOnly(*snap, target, r.key())) {
+        if (!contents.count(target)) contents[target] = readFile(target);
+        auto rewritten = config::rewriteDocument(target, contents[target], r.key(), yaml);
+        if (!rewritten) {
+          return json(
+              409,
+              {{"errors", {{{"resource", r.key().toString()}, {"message", rewritten.error()}}}}});
+        }
+        contents[target] = std::move(*rewritten);
+      } else {
+        contents[target] = yaml;
+      }
+    }
     plans.push_back({r, outcome, target});
+  }
+  if (!dry_run) {
+    for (const auto& [path, text] : contents) {
+      if (auto s = config::writeFileAtomic(path, text); !s) {
+        return json(500, {{"errors", {{{"message", s.error()}}}}});
+      }
+      store_.applyFile(path, text);  // visible at once; the watcher then sees no change
+    }
   }
   nlohmann::json results = nlohmann::json::array();
   for (auto& plan : plans) {
-    if (!dry_run && plan.outcome != "unchanged") {
-      std::string yaml = config::resourceToYaml(plan.resource);
-      if (auto s = config::writeFileAtomic(plan.path, yaml); !s) {
-        return json(500, {{"errors", {{{"message", s.error()}}}}});
-      }
-      store_.applyFile(plan.path, yaml);  // visible at once; the watcher then sees no change
-    }
     results.push_back({{"resource", plan.resource.key().toString()},
                        {"kind", std::string(config::kindName(plan.resource.kind))},
                        {"namespace", plan.resource.metadata.ns},
@@ -332,18 +419,37 @@ HttpResponse Mastd::get(const HttpRequest& req) {
   std::string ns = req.query.count("namespace") ? req.query.at("namespace") : "";
   std::string name = req.query.count("name") ? req.query.at("name") : "";
   bool yaml = req.query.count("format") && req.query.at("format") == "yaml";
-  nlohmann::json items = nlohmann::json::array();
-  std::string yaml_out;
+  bool with_status = !req.query.count("status") || req.query.at("status") != "false";
+  std::vector<std::shared_ptr<const config::Resource>> selected;
   for (const auto& [k, r] : snap->resources()) {
     if (kind && k.kind != *kind) continue;
     if (!ns.empty() && k.ns != ns) continue;
     if (!name.empty() && k.name != name) continue;
-    items.push_back(resourceJson(*r));
-    if (yaml) yaml_out += "---\n" + config::resourceToYaml(*r);
+    selected.push_back(r);
   }
-  if (!name.empty() && items.empty()) {
+  if (!name.empty() && selected.empty()) {
     return json(404, {{"error", std::string(kind ? config::kindName(*kind) : "resource") + " " +
                                     (ns.empty() ? "default" : ns) + "/" + name + " not found"}});
+  }
+  std::map<config::ResourceKey, ResourceStatus> statuses;
+  if (with_status) {
+    std::vector<config::ResourceKey> keys;
+    for (const auto& r : selected) keys.push_back(r->key());
+    statuses = convergence_.status(keys);
+  }
+  nlohmann::json items = nlohmann::json::array();
+  std::string yaml_out;
+  for (const auto& r : selected) {
+    nlohmann::json item = resourceJson(*r);
+    auto st = statuses.find(r->key());
+    if (st != statuses.end()) item["status"] = statusJson(st->second);
+    if (yaml) {
+      yaml_out += "---\n" + config::resourceToYaml(*r);
+      if (st != statuses.end()) {
+        yaml_out += config::jsonToYaml({{"status", item["status"]}});
+      }
+    }
+    items.push_back(std::move(item));
   }
   if (yaml) return {200, "application/yaml", yaml_out};
   return json(200, {{"items", items}, {"version", snap->version()}});
@@ -360,15 +466,21 @@ HttpResponse Mastd::remove(const HttpRequest& req) {
   auto snap = store_.snapshot();
   auto existing = snap->get(key);
   if (!existing) return json(404, {{"error", key.toString() + " not found"}});
-  if (!fileHoldsOnly(*snap, existing->source_file, key)) {
-    return json(409, {{"error", key.toString() + " is defined in " + existing->source_file +
-                                    " next to other resources; edit that file"}});
+  const std::string& file = existing->source_file;
+  if (!fileHoldsOnly(*snap, file, key)) {
+    // Only this resource's document goes; the rest of the file stays as written.
+    auto rewritten = config::rewriteDocument(file, readFile(file), key, std::nullopt);
+    if (!rewritten) return json(409, {{"error", rewritten.error()}});
+    if (auto s = config::writeFileAtomic(file, *rewritten); !s) {
+      return json(500, {{"error", s.error()}});
+    }
+    store_.applyFile(file, *rewritten);
+  } else {
+    if (::unlink(file.c_str()) != 0) {
+      return json(500, {{"error", "cannot remove " + file + ": " + std::strerror(errno)}});
+    }
+    store_.removeFile(file);
   }
-  if (::unlink(existing->source_file.c_str()) != 0) {
-    return json(
-        500, {{"error", "cannot remove " + existing->source_file + ": " + std::strerror(errno)}});
-  }
-  store_.removeFile(existing->source_file);
   return json(200, {{"results", {{{"resource", key.toString()}, {"outcome", "deleted"}}}}});
 }
 
@@ -456,6 +568,117 @@ HttpResponse Mastd::configDump(const HttpRequest& req) {
   return json(200, {{"proxy", id}, {"types", types}});
 }
 
+// istiod's /debug/adsz: every connected stream with its node, protocol flavour, peer, and per
+// type what was sent, acked and rejected, the nonces and the subscribed names.
+HttpResponse Mastd::adsz() {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& st : xds_->status(true)) {
+    nlohmann::json types = nlohmann::json::object();
+    for (const auto& [url, t] : st.types) {
+      nlohmann::json tj = {{"typeUrl", url},
+                           {"state", std::string(xds::syncStateName(t.state))},
+                           {"sentVersion", t.sent_version},
+                           {"sentNonce", t.sent_nonce},
+                           {"ackedVersion", t.acked_version},
+                           {"ackedNonce", t.acked_nonce},
+                           {"resourcesSent", t.resources_sent},
+                           {"pushes", t.pushes},
+                           {"nacks", t.nacks},
+                           {"wildcard", t.wildcard},
+                           {"subscribed", t.subscribed_names}};
+      if (!t.nacked_version.empty() || !t.error_message.empty()) {
+        tj["lastNack"] = {{"version", t.nacked_version}, {"message", t.error_message}};
+      }
+      types[xds::shortTypeName(url)] = std::move(tj);
+    }
+    const auto& p = st.proxy;
+    nlohmann::json node = {{"id", p.id},
+                           {"type", std::string(xds::proxyTypeName(p.type))},
+                           {"ip", p.ip},
+                           {"ips", p.ips},
+                           {"name", p.name},
+                           {"namespace", p.namespace_},
+                           {"dnsDomain", p.dns_domain},
+                           {"cluster", p.cluster},
+                           {"labels", p.labels},
+                           {"metadata", p.metadata},
+                           {"serviceAccount", p.service_account},
+                           {"workloadName", p.workload_name},
+                           {"generator", p.generator},
+                           {"proxyless", p.proxyless},
+                           {"userAgent", p.user_agent}};
+    out.push_back({{"node", node},
+                   {"streamId", st.stream_id},
+                   {"protocol", st.delta ? "delta" : "sotw"},
+                   {"peer", st.peer},
+                   {"connectedAt", rfc3339(st.connected_at)},
+                   {"types", types}});
+  }
+  return json(200, {{"totalClients", out.size()}, {"clients", out}});
+}
+
+// istiod's /debug/registryz: the services and their endpoints as the model (the registry
+// translation reads) sees them.
+HttpResponse Mastd::registryz() {
+  std::shared_ptr<const model::MeshModel> m;
+  {
+    std::lock_guard lk(mu_);
+    m = model_;
+  }
+  if (!m) return json(503, {{"error", "no model yet"}});
+  auto resolution = [](model::Resolution r) -> std::string {
+    switch (r) {
+      case model::Resolution::kNone:
+        return "NONE";
+      case model::Resolution::kStatic:
+        return "STATIC";
+      case model::Resolution::kDns:
+        return "DNS";
+      case model::Resolution::kDnsRoundRobin:
+        return "DNS_ROUND_ROBIN";
+    }
+    return "NONE";
+  };
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& svc : m->registry().services()) {
+    nlohmann::json ports = nlohmann::json::array();
+    nlohmann::json endpoints = nlohmann::json::array();
+    for (const auto& port : svc->ports) {
+      ports.push_back({{"name", port.name},
+                       {"port", port.number},
+                       {"protocol", std::string(model::protocolName(port.protocol))},
+                       {"targetPort", port.target_port}});
+      for (const auto& ep : m->registry().endpoints(*svc, port.number)) {
+        nlohmann::json e = {{"address", ep.address},
+                            {"port", ep.port},
+                            {"servicePort", ep.service_port},
+                            {"labels", ep.labels},
+                            {"locality", ep.locality},
+                            {"weight", ep.weight == 0 ? 1 : ep.weight},
+                            {"serviceAccount", ep.service_account},
+                            {"network", ep.network},
+                            {"tlsMode", ep.tls_istio ? "istio" : "disabled"},
+                            {"workload", ep.workload},
+                            {"autoRegistered", ep.workload.starts_with("WorkloadGroup instance ")}};
+        endpoints.push_back(std::move(e));
+      }
+    }
+    services.push_back(
+        {{"hostname", svc->hostname},
+         {"namespace", svc->ns},
+         {"source", svc->source},
+         {"addresses", svc->addresses},
+         {"ports", ports},
+         {"resolution", resolution(svc->resolution)},
+         {"location",
+          svc->location == model::Location::kMeshInternal ? "MESH_INTERNAL" : "MESH_EXTERNAL"},
+         {"exportTo", svc->export_to},
+         {"subjectAltNames", svc->subject_alt_names},
+         {"endpoints", endpoints}});
+  }
+  return json(200, {{"configVersion", m->snapshot().version()}, {"services", services}});
+}
+
 HttpResponse Mastd::metrics() {
   auto m = xds_->metrics();
   std::string out;
@@ -465,22 +688,64 @@ HttpResponse Mastd::metrics() {
   auto counter = [&](const char* name, const char* help, uint64_t v) {
     out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, v);
   };
-  gauge("pilot_xds", "Connected xDS proxies.", m.connected_proxies);
+  auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  gauge("pilot_xds", "Number of endpoints connected to this pilot using XDS.", m.connected_proxies);
   gauge("mast_xds_streams", "Open ADS streams with a known node.", m.connected_streams);
-  counter("pilot_xds_pushes_total", "xDS responses sent.", m.pushes_total);
+  counter("mast_xds_responses_total", "xDS responses sent, all types.", m.pushes_total);
   counter("mast_xds_acks_total", "ACKs received.", m.acks_total);
-  counter("pilot_total_xds_rejects", "NACKs received.", m.nacks_total);
+  counter("pilot_total_xds_rejects", "Total number of XDS responses from pilot rejected by proxy.",
+          m.nacks_total);
   counter("mast_model_builds_total", "Model rebuilds (debounced config changes).",
           model_builds_.load());
+  counter("mast_xds_push_rounds_total", "Debounced pushes to every connected proxy.",
+          push_rounds_.load());
   gauge("mast_config_version", "Version of the config store.", config_version_.load());
   gauge("mast_config_resources", "Istio resources in force.", store_.snapshot()->size());
+  gauge("pilot_virt_services", "Total virtual services known to pilot.",
+        store_.snapshot()->list(config::Kind::kVirtualService).size());
   gauge("pilot_total_xds_internal_errors", "Config errors currently reported.",
         store_.errors().size());
-  out += "# HELP pilot_xds_pushes Responses sent, by type.\n# TYPE pilot_xds_pushes counter\n";
+  out +=
+      "# HELP pilot_xds_pushes Pilot build and send errors for lds, rds, cds and eds.\n"
+      "# TYPE pilot_xds_pushes counter\n";
   for (const auto& [url, n] : m.pushes_by_type) {
-    out += fmt::format("pilot_xds_pushes{{type=\"{}\"}} {}\n", xds::shortTypeName(url), n);
+    out += fmt::format("pilot_xds_pushes{{type=\"{}\"}} {}\n", lower(xds::shortTypeName(url)), n);
   }
-  return {200, "text/plain; version=0.0.4", out};
+  out +=
+      "# HELP pilot_xds_rejects Responses rejected (NACKed) by proxies, by type.\n"
+      "# TYPE pilot_xds_rejects counter\n";
+  for (const auto& [url, n] : m.nacks_by_type) {
+    out += fmt::format("pilot_xds_rejects{{type=\"{}\"}} {}\n", lower(xds::shortTypeName(url)), n);
+  }
+  // Istio's pilot_xds_{cds,eds,lds,rds}_reject: proxies whose last response of that type was
+  // rejected.
+  std::map<std::string, uint64_t> rejecting;
+  for (const char* t : {"cds", "eds", "lds", "rds"}) rejecting[t] = 0;
+  for (const auto& st : xds_->status()) {
+    for (const auto& [url, t] : st.types) {
+      if (t.state == xds::SyncState::kError) ++rejecting[lower(xds::shortTypeName(url))];
+    }
+  }
+  for (const auto& [t, n] : rejecting) {
+    std::string name = "pilot_xds_" + t + "_reject";
+    out += fmt::format(
+        "# HELP {} Proxies whose last {} response was rejected.\n# TYPE {} gauge\n{} {}\n", name, t,
+        name, name, n);
+  }
+  {
+    std::lock_guard lk(push_time_mu_);
+    out += push_time_.format("pilot_xds_push_time",
+                             "Total time in seconds mastd takes to generate and push xDS to every "
+                             "connected proxy after a debounced change.");
+  }
+  out += convergence_.convergenceHistogram().format(
+      "pilot_proxy_convergence_time",
+      "Delay in seconds between config change and a proxy receiving all required configuration "
+      "(its ACK).");
+  return {200, "text/plain; version=0.0.4; charset=utf-8", out};
 }
 
 }  // namespace mast::control::server

@@ -22,6 +22,7 @@
 #include "base/result.h"
 #include "control/config/mesh_config.h"
 #include "control/config/store.h"
+#include "control/server/convergence.h"
 #include "control/server/http_server.h"
 #include "control/xds/ads_server.h"
 #include "control/xds/debouncer.h"
@@ -29,6 +30,9 @@
 
 namespace mast::control::config {
 class DirectoryWatcher;
+}
+namespace mast::control::model {
+class MeshModel;
 }
 
 namespace mast::control::server {
@@ -54,6 +58,9 @@ class Generator {
                       const std::vector<xds::ProxyInfo>& auto_registered) = 0;
   // The xDS resources for one proxy (pure given the last update()).
   virtual xds::Snapshot generate(const xds::ProxyInfo& proxy) = 0;
+  // The model the last update() built, when the generator has one: per-resource status
+  // (which proxies need a resource) and /debug/registryz read it. Null = not available.
+  virtual std::shared_ptr<const model::MeshModel> model() const { return nullptr; }
 };
 
 class Mastd {
@@ -74,7 +81,10 @@ class Mastd {
  private:
   void onConfigChanged();
   void pushAll(const std::set<std::string>& keys);
+  // Generates (with mu_ held) and records the generation for per-resource status.
   std::shared_ptr<const xds::Snapshot> snapshotFor(const xds::ProxyInfo& proxy);
+  // generator_->update() from the store's current snapshot (mu_ held).
+  void updateModelLocked(const std::vector<xds::ProxyInfo>& auto_registered);
   Status onProxyConnected(const xds::ProxyInfo& proxy);
   void onProxyDisconnected(const std::string& node_id, uint64_t stream_id);
   void runExpiry();
@@ -83,6 +93,8 @@ class Mastd {
   HttpResponse get(const HttpRequest& req);
   HttpResponse remove(const HttpRequest& req);
   HttpResponse syncz();
+  HttpResponse adsz();
+  HttpResponse registryz();
   HttpResponse configErrors();
   HttpResponse configDump(const HttpRequest& req);
   HttpResponse metrics();
@@ -97,6 +109,7 @@ class Mastd {
   std::unique_ptr<xds::XdsServer> xds_;
   std::unique_ptr<xds::Debouncer> debouncer_;
   std::unique_ptr<HttpServer> http_;
+  ConvergenceTracker convergence_;
   int xds_port_ = 0;
   int http_port_ = 0;
 
@@ -108,7 +121,13 @@ class Mastd {
   std::condition_variable expiry_cv_;  // with mu_: auto_expiry_ changed or stopping
   std::thread expiry_thread_;
   bool stopping_ = false;
+  uint64_t model_version_ = 0;  // config version the generator's model was built from (mu_)
+  std::shared_ptr<const DependencyResolver> dependencies_;  // of that model (mu_)
+  std::shared_ptr<const model::MeshModel> model_;           // the generator's model (mu_)
+  mutable std::mutex push_time_mu_;
+  Histogram push_time_;  // pilot_xds_push_time: one debounced push to every proxy
   std::atomic<uint64_t> pushes_{0};
+  std::atomic<uint64_t> push_rounds_{0};
   std::atomic<uint64_t> model_builds_{0};
   std::atomic<uint64_t> config_version_{0};
   std::chrono::steady_clock::time_point last_push_{};
