@@ -65,6 +65,8 @@ class IstioGenerator final : public Generator {
     return snap;
   }
 
+  std::shared_ptr<const model::MeshModel> model() const override { return model_; }
+
  private:
   std::shared_ptr<const model::MeshModel> model_;
 };
