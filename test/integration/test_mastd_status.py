@@ -21,9 +21,30 @@ import yaml
 from conftest import Proxy, xds_bootstrap
 from test_mastd import GATEWAY_NODE, SERVICES, VS_BY_HEADER, Mesh, eventually, get
 
+# A second router that also joins the WorkloadGroup below (auto-registration).
 OTHER_ROUTER_NODE = ("{ id: router~127.0.0.1~egress-1.default~default.svc.cluster.local, "
                      "cluster: istio-egressgateway, "
-                     "metadata: { LABELS: { istio: egressgateway }, NAMESPACE: default } }")
+                     "metadata: { LABELS: { istio: egressgateway }, NAMESPACE: default, "
+                     "AUTO_REGISTER_GROUP: ratings-vm, SERVICE_ACCOUNT: ratings } }")
+
+RATINGS = """
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: { name: ratings-vm, namespace: default }
+spec:
+  metadata: { labels: { app: ratings } }
+  template: { serviceAccount: ratings, locality: us-east/zone-a }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ratings, namespace: default }
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  workloadSelector: { labels: { app: ratings } }
+"""
 
 MESH_VS = """
 apiVersion: networking.istio.io/v1
@@ -71,6 +92,7 @@ def test_per_resource_convergence_accept_reject_fix(mesh, tmp_path):
     mesh.apply(SERVICES % {"svc_port": mesh.svc_port, "gw_port": mesh.gw_port})
     mesh.apply(VS_BY_HEADER)
     mesh.apply(MESH_VS)
+    mesh.apply(RATINGS)
     gw = start_proxy(tmp_path, "gw", mesh, GATEWAY_NODE)
     other = start_proxy(tmp_path, "other", mesh, OTHER_ROUTER_NODE)
     try:
@@ -153,13 +175,18 @@ def test_per_resource_convergence_accept_reject_fix(mesh, tmp_path):
         assert row[2:4] == ["1/1", "0"]
         assert re.match(r"\d+(ms|\.\ds)$", row[4]), row
 
+        check_registryz(mesh)
+        # The auto-registered workload's group is needed by proxies with a ratings cluster.
+        wg = eventually(lambda: (lambda s: s if s["accepted"] == 2 else None)(
+            status_json(mesh, "wg", "ratings-vm")), timeout=10)
+        assert wg and wg["proxies"] == 2, status_json(mesh, "wg", "ratings-vm")
+
         # A proxy that goes away no longer counts.
         other.stop()
         assert eventually(lambda: status_json(mesh, "dr", "reviews")["proxies"] == 1, timeout=10)
 
         check_metrics(mesh)
         check_adsz(mesh)
-        check_registryz(mesh)
     finally:
         gw.stop()
         other.stop()
@@ -199,6 +226,7 @@ def check_metrics(mesh):
         values["pilot_proxy_convergence_time_count"]
     assert values["pilot_xds_push_time_count"] >= 1
     assert values["pilot_virt_services"] == 2
+    assert values["mast_config_resources"] == 9
     try:
         from prometheus_client.parser import text_string_to_metric_families
     except ImportError:
@@ -249,6 +277,12 @@ def check_registryz(mesh):
     assert v1["labels"] == {"app": "reviews", "version": "v1"}
     assert v1["workload"] == "WorkloadEntry default/reviews-v1" and v1["autoRegistered"] is False
     assert v1["port"] == mesh.svc_port and v1["weight"] == 1
+    ratings = [s for s in j["services"] if s["hostname"] == "ratings.default.svc.cluster.local"][0]
+    vm = ratings["endpoints"][0]
+    assert vm["autoRegistered"] is True and vm["address"] == "127.0.0.1"
+    assert vm["workload"] == "WorkloadGroup instance default/ratings-vm-127.0.0.1"
+    assert vm["labels"]["app"] == "ratings" and vm["serviceAccount"] == "ratings"
+    assert vm["locality"] == "us-east/zone-a"
 
 
 MULTI = """# hand-written: routing for reviews and a rule, one file

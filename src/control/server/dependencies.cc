@@ -53,7 +53,7 @@ class MeshDependencyResolver final : public DependencyResolver {
     for (const auto& h : hosts) {
       if (const auto* svc = mesh.findService(h, ns)) services.push_back(svc);
     }
-    if (!router) {
+    if (!router && !proxy.proxyless) {  // a sidecar's own services (inbound)
       std::vector<std::string> ips = proxy.ips;
       if (ips.empty() && !proxy.ip.empty()) ips.push_back(proxy.ip);
       for (const auto& ip : ips) {

@@ -709,7 +709,7 @@ HttpResponse Mastd::metrics() {
   gauge("pilot_total_xds_internal_errors", "Config errors currently reported.",
         store_.errors().size());
   out +=
-      "# HELP pilot_xds_pushes Pilot build and send errors for lds, rds, cds and eds.\n"
+      "# HELP pilot_xds_pushes xDS responses sent to proxies, by type.\n"
       "# TYPE pilot_xds_pushes counter\n";
   for (const auto& [url, n] : m.pushes_by_type) {
     out += fmt::format("pilot_xds_pushes{{type=\"{}\"}} {}\n", lower(xds::shortTypeName(url)), n);
