@@ -479,6 +479,8 @@ cv3::Cluster originalDstCluster(const Ctx& ctx, std::string_view name) {
 
 }  // namespace
 
+void buildInboundClusters(const Ctx& ctx, ProxyResources& out) { inboundClusters(ctx, out); }
+
 void buildClusters(const Ctx& ctx, ProxyResources& out) {
   outboundClusters(ctx, out);
   if (ctx.flavor == Flavor::kProxyless) return;

@@ -18,6 +18,10 @@ namespace mast::control::translate::detail {
 
 enum class Flavor { kSidecar, kGateway, kProxyless };
 
+// What a generate() call builds: everything, only what does not depend on the proxy's own
+// workload (no inbound clusters, no virtualInbound), or only that workload-specific part.
+enum class Part { kAll, kShared, kInbound };
+
 // Istio's magic names (spec §0.2).
 inline constexpr std::string_view kBlackHoleCluster = "BlackHoleCluster";
 inline constexpr std::string_view kPassthroughCluster = "PassthroughCluster";
@@ -43,6 +47,8 @@ struct Ctx {
   const model::MeshModel& mesh;
   const xds::ProxyInfo& proxy;
   Flavor flavor = Flavor::kSidecar;
+  Part part = Part::kAll;
+  const MeshIndex* index = nullptr;  // optional, for inboundPorts()
   std::string ns;                    // the proxy's config namespace
   std::string dns_domain;            // "<ns>.svc.cluster.local" unless the node id says otherwise
   bool allow_any = true;             // outbound traffic policy (mesh, overridden by Sidecar)
@@ -78,7 +84,9 @@ void buildClusters(const Ctx& ctx, ProxyResources& out);
 void buildSidecarRoutes(const Ctx& ctx, ProxyResources& out);
 void buildGatewayRoutesAndListeners(const Ctx& ctx, ProxyResources& out);
 void buildProxylessRoutes(const Ctx& ctx, ProxyResources& out);
-void buildSidecarListeners(const Ctx& ctx, ProxyResources& out);
+void buildSidecarListeners(const Ctx& ctx, ProxyResources& out);  // + virtualInbound unless kShared
+void buildVirtualInbound(const Ctx& ctx, ProxyResources& out);
+void buildInboundClusters(const Ctx& ctx, ProxyResources& out);
 void buildProxylessListeners(const Ctx& ctx, ProxyResources& out);
 
 // Host names a service answers to from this proxy (spec §3.2): FQDN, FQDN., short forms

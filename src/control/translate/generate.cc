@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "control/config/resource.h"
 #include "control/model/host.h"
 #include "control/translate/context.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb.h"
@@ -214,6 +215,27 @@ std::vector<InboundPort> inboundPorts(const Ctx& ctx) {
   std::vector<std::string> ips = ctx.proxy.ips;
   if (ips.empty() && !ctx.proxy.ip.empty()) ips.push_back(ctx.proxy.ip);
   if (ips.empty()) return out;
+  if (ctx.index) {
+    // The same walk, precomputed: the instances at each of the proxy's addresses, in walk order.
+    std::sort(ips.begin(), ips.end());
+    ips.erase(std::unique(ips.begin(), ips.end()), ips.end());
+    std::vector<const MeshIndex::Instance*> found;
+    for (const auto& ip : ips) {
+      if (const auto* list = ctx.index->instancesAt(ip)) {
+        for (const auto& i : *list) found.push_back(&i);
+      }
+    }
+    std::sort(found.begin(), found.end(),
+              [](const auto* a, const auto* b) { return a->order < b->order; });
+    for (const auto* i : found) {
+      if (seen.insert(i->target_port).second) {
+        out.push_back({i->service, i->port, i->target_port, i->address});
+      }
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.target_port < b.target_port; });
+    return out;
+  }
   // Oldest service first: it wins a target port claimed twice (Istio's rule).
   std::vector<const model::Service*> services;
   for (const auto& s : ctx.mesh.registry().services()) services.push_back(s.get());
@@ -279,10 +301,15 @@ void addAccessLogs(const model::MeshModel& mesh, ProxyResources& out) {
 
 }  // namespace
 
-ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& proxy) {
+namespace {
+
+ProxyResources generatePart(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
+                            detail::Part part, const MeshIndex* index = nullptr) {
   using namespace detail;
   ProxyResources out;
   Ctx ctx{mesh, proxy};
+  ctx.part = part;
+  ctx.index = index;
   if (proxy.proxyless) {
     ctx.flavor = Flavor::kProxyless;
   } else if (proxy.type == xds::ProxyType::kSidecar) {
@@ -307,8 +334,17 @@ ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& prox
                       istio::networking::v1alpha3::OutboundTrafficPolicy::ALLOW_ANY;
     }
   }
+  if (part == Part::kInbound) {
+    // Only the proxy's own workload: inbound clusters and virtualInbound (sidecars only).
+    if (ctx.flavor != Flavor::kSidecar) return out;
+    ctx.inbound = inboundPorts(ctx);
+    buildInboundClusters(ctx, out);
+    buildVirtualInbound(ctx, out);
+    addAccessLogs(mesh, out);
+    return out;
+  }
   ctx.ports = scopedPorts(ctx, sidecar);
-  if (ctx.flavor == Flavor::kSidecar) ctx.inbound = inboundPorts(ctx);
+  if (ctx.flavor == Flavor::kSidecar && part == Part::kAll) ctx.inbound = inboundPorts(ctx);
 
   buildClusters(ctx, out);
   switch (ctx.flavor) {
@@ -336,6 +372,113 @@ ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& prox
   dedupe(out.endpoints, [](const auto& e) { return e.cluster_name(); });
   if (ctx.flavor != Flavor::kProxyless) addAccessLogs(mesh, out);
   return out;
+}
+
+void collectSelector(const google::protobuf::Map<std::string, std::string>& m,
+                     std::set<model::Labels>& out) {
+  if (!m.empty()) out.insert(model::Labels(m.begin(), m.end()));
+}
+
+}  // namespace
+
+ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& proxy) {
+  return generatePart(mesh, proxy, detail::Part::kAll);
+}
+
+ProxyResources generateShared(const model::MeshModel& mesh, const xds::ProxyInfo& proxy) {
+  return generatePart(mesh, proxy, detail::Part::kShared);
+}
+
+ProxyResources generateInbound(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
+                               const MeshIndex* index) {
+  return generatePart(mesh, proxy, detail::Part::kInbound, index);
+}
+
+MeshIndex::MeshIndex(const model::MeshModel& mesh) : mesh_(mesh) {
+  // inboundPorts()'s walk, once: oldest service first, ports in order, endpoints in order.
+  std::vector<const model::Service*> services;
+  for (const auto& s : mesh.registry().services()) services.push_back(s.get());
+  std::stable_sort(services.begin(), services.end(), [](const auto* a, const auto* b) {
+    return a->creation_timestamp < b->creation_timestamp;
+  });
+  size_t order = 0;
+  for (const auto* svc : services) {
+    for (const auto& sp : svc->ports) {
+      if (sp.protocol == model::Protocol::kUdp) continue;
+      for (const auto& ep : mesh.registry().endpoints(*svc, sp.number)) {
+        if (ep.port == detail::kVirtualInboundPort || ep.port == detail::kVirtualOutboundPort) {
+          continue;
+        }
+        by_address_[ep.address].push_back({svc, &sp, ep.port, ep.address, order++});
+      }
+    }
+  }
+
+  namespace net = istio::networking::v1alpha3;
+  std::set<model::Labels> selectors;
+  for (const auto& [key, r] : mesh.snapshot().resources()) {
+    switch (key.kind) {
+      case config::Kind::kVirtualService:
+        if (const auto* vs = r->specAs<net::VirtualService>()) {
+          for (const auto& h : vs->http()) {
+            for (const auto& m : h.match()) collectSelector(m.source_labels(), selectors);
+          }
+          for (const auto& t : vs->tcp()) {
+            for (const auto& m : t.match()) collectSelector(m.source_labels(), selectors);
+          }
+          for (const auto& t : vs->tls()) {
+            for (const auto& m : t.match()) collectSelector(m.source_labels(), selectors);
+          }
+        }
+        break;
+      case config::Kind::kDestinationRule:
+        if (const auto* dr = r->specAs<net::DestinationRule>()) {
+          collectSelector(dr->workload_selector().match_labels(), selectors);
+        }
+        break;
+      case config::Kind::kSidecar:
+        if (const auto* sc = r->specAs<net::Sidecar>()) {
+          collectSelector(sc->workload_selector().labels(), selectors);
+        }
+        break;
+      case config::Kind::kGateway:
+        if (const auto* gw = r->specAs<net::Gateway>()) collectSelector(gw->selector(), selectors);
+        break;
+      default:
+        break;
+    }
+  }
+  selectors_.assign(selectors.begin(), selectors.end());
+}
+
+const std::vector<MeshIndex::Instance>* MeshIndex::instancesAt(const std::string& address) const {
+  auto it = by_address_.find(address);
+  return it == by_address_.end() ? nullptr : &it->second;
+}
+
+std::string MeshIndex::shareKey(const xds::ProxyInfo& proxy) const {
+  std::string k;
+  k += proxy.proxyless                          ? 'g'
+       : proxy.type == xds::ProxyType::kSidecar ? 's'
+       : proxy.type == xds::ProxyType::kRouter  ? 'r'
+                                                : 'u';
+  auto field = [&](std::string_view v) {
+    k += '|';
+    k += std::to_string(v.size());
+    k += ':';
+    k += v;
+  };
+  std::string ns = proxy.namespace_.empty() ? "default" : proxy.namespace_;
+  field(ns);
+  field(proxy.dns_domain.empty() ? ns + ".svc." + mesh_.domainSuffix()
+                                 : model::toLower(proxy.dns_domain));
+  const auto& loc = proxy.node.locality();
+  field(loc.region());
+  field(loc.zone());
+  field(loc.sub_zone());
+  k += '|';
+  for (const auto& sel : selectors_) k += model::labelsMatch(sel, proxy.labels) ? '1' : '0';
+  return k;
 }
 
 }  // namespace mast::control::translate

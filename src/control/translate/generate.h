@@ -5,6 +5,8 @@
 // Pure: no I/O, no threads, no globals; the same inputs always give byte-identical output (every
 // list is in a deterministic order), so callers can hash each type for its version and push
 // only the types that changed.
+#include <map>
+#include <string>
 #include <vector>
 
 #include "control/model/mesh_model.h"
@@ -26,5 +28,47 @@ struct ProxyResources {
 // Sidecars (ProxyType::kSidecar), gateways (kRouter) and proxyless gRPC clients
 // (proxy.proxyless) each get their own layout. A proxy of unknown type gets nothing.
 ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& proxy);
+
+// generate() in two parts, so a control plane can compute the bulk once for many proxies:
+// generateShared() is everything except what depends on the proxy's own workload (its IPs), and
+// generateInbound() is exactly that: the `inbound|PORT||` clusters and the `virtualInbound`
+// listener of a sidecar (nothing for other proxies). Their union, by resource name, is
+// generate(): generateShared's virtualInbound is left out, every other name is disjoint.
+class MeshIndex;
+ProxyResources generateShared(const model::MeshModel& mesh, const xds::ProxyInfo& proxy);
+// With `index` (built from the same `mesh`), the proxy's service instances are looked up by
+// address instead of walking every endpoint of the mesh.
+ProxyResources generateInbound(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
+                               const MeshIndex* index = nullptr);
+
+// Per-model precomputation for translating many proxies (what mastd does on every push).
+// Immutable once built; holds a reference to `mesh`.
+class MeshIndex {
+ public:
+  explicit MeshIndex(const model::MeshModel& mesh);
+
+  // Proxies with equal keys get identical generateShared() output: the key holds every proxy
+  // input translation reads apart from the workload's IPs (proxy type, proxyless, namespace,
+  // DNS domain, locality) and, instead of the labels, which of the model's label selectors
+  // (VirtualService sourceLabels, DestinationRule and Sidecar workloadSelectors, Gateway
+  // selectors) match them.
+  std::string shareKey(const xds::ProxyInfo& proxy) const;
+
+  // An endpoint as a service instance of the workload at its address (UDP ports and the
+  // proxy's own 15001/15006 left out), `order` = position in the oldest-service-first walk.
+  struct Instance {
+    const model::Service* service;
+    const model::ServicePort* port;
+    uint32_t target_port;
+    std::string address;
+    size_t order;
+  };
+  const std::vector<Instance>* instancesAt(const std::string& address) const;
+
+ private:
+  const model::MeshModel& mesh_;
+  std::vector<model::Labels> selectors_;
+  std::map<std::string, std::vector<Instance>> by_address_;
+};
 
 }  // namespace mast::control::translate

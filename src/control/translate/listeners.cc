@@ -297,7 +297,11 @@ void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
     out.listeners.push_back(std::move(l));
   }
 
-  // virtualInbound: one chain per port of the proxy's own workload, a passthrough otherwise.
+  if (ctx.part != Part::kShared) buildVirtualInbound(ctx, out);
+}
+
+// virtualInbound: one chain per port of the proxy's own workload, a passthrough otherwise.
+void buildVirtualInbound(const Ctx& ctx, ProxyResources& out) {
   {
     auto l = newListener("0.0.0.0", kVirtualInboundPort, false);
     l.set_name("virtualInbound");

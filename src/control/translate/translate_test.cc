@@ -1,6 +1,8 @@
 // Golden-style assertions on generate() for Istio's Bookinfo configuration (the real sample
 // YAML under src/control/config/testdata) plus Bookinfo's services as ServiceEntries and
 // WorkloadEntries (testdata/).
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
@@ -1377,6 +1379,96 @@ TEST_F(TranslateTest, UnknownProxyTypeGetsNothing) {
   auto r = gen(p);
   EXPECT_TRUE(r.listeners.empty());
   EXPECT_TRUE(r.clusters.empty());
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// generateShared + generateInbound == generate, and MeshIndex (mastd computes the shared part
+// once per share key)
+
+std::map<std::string, std::string> byName(const ProxyResources& r) {
+  std::map<std::string, std::string> out;
+  auto put = [&](const std::string& prefix, const std::string& name,
+                 const google::protobuf::Message& m) {
+    std::string bytes;
+    google::protobuf::io::StringOutputStream sos(&bytes);
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&cos);
+    cos.Trim();
+    EXPECT_TRUE(out.emplace(prefix + name, bytes).second) << "duplicate " << prefix << name;
+  };
+  for (const auto& c : r.clusters) put("cds/", c.name(), c);
+  for (const auto& e : r.endpoints) put("eds/", e.cluster_name(), e);
+  for (const auto& l : r.listeners) put("lds/", l.name(), l);
+  for (const auto& rc : r.routes) put("rds/", rc.name(), rc);
+  return out;
+}
+
+TEST_F(TranslateTest, SharedPlusInboundIsGenerate) {
+  applyBookinfo("destination-rule-all.yaml");
+  applyBookinfo("virtual-service-reviews-test-v2.yaml");
+  applyBookinfo("bookinfo-gateway.yaml");
+  mesh_.set_access_log_file("/dev/stdout");
+  auto multi = sidecar("reviews", "10.0.0.31");
+  multi.ips = {"10.0.0.40", "10.0.0.31", "10.0.0.40"};  // two workloads on port 9080
+  for (const auto& proxy : {sidecar("productpage", "10.0.0.10"), sidecar("reviews", "10.0.0.31"),
+                            multi, sidecar("nobody", "10.9.9.9"), ingressGateway(), proxyless()}) {
+    auto all = gen(proxy);
+    auto shared = byName(generateShared(*model_, proxy));
+    auto inbound = byName(generateInbound(*model_, proxy));
+    MeshIndex index(*model_);
+    EXPECT_EQ(byName(generateInbound(*model_, proxy, &index)), inbound) << proxy.id;
+    std::map<std::string, std::string> merged = shared;
+    for (const auto& [name, bytes] : inbound) {
+      EXPECT_TRUE(merged.emplace(name, bytes).second) << proxy.id << ": both parts have " << name;
+    }
+    EXPECT_EQ(merged, byName(all)) << proxy.id;
+    if (proxy.type == xds::ProxyType::kSidecar && !proxy.proxyless) {
+      EXPECT_TRUE(inbound.count("lds/virtualInbound")) << proxy.id;
+      EXPECT_FALSE(shared.count("lds/virtualInbound")) << proxy.id;
+    } else {
+      EXPECT_TRUE(inbound.empty()) << proxy.id;
+    }
+  }
+  EXPECT_TRUE(byName(generateInbound(*model_, sidecar("reviews", "10.0.0.31")))
+                  .count("cds/inbound|9080||"));
+}
+
+TEST_F(TranslateTest, ShareKeysSeparateOnlyWhatTranslationTellsApart) {
+  applyBookinfo("destination-rule-all.yaml");
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{sourceLabels: {app: reviews, version: v2}}]
+    route: [{destination: {host: ratings, subset: v2}}]
+  - route: [{destination: {host: ratings, subset: v1}}]
+)");
+  (void)gen(sidecar("reviews", "10.0.0.31"));
+  MeshIndex index(*model_);
+  auto key = [&](const xds::ProxyInfo& p) { return index.shareKey(p); };
+  auto v1a = sidecar("reviews", "10.0.0.30");
+  auto v1b = sidecar("reviews", "10.0.0.31");
+  auto v2 = sidecar("reviews", "10.0.0.32");
+  v2.labels["version"] = "v2";
+  auto other_ns = sidecar("reviews", "10.0.0.33", "shop");
+  auto zoned = sidecar("reviews", "10.0.0.34");
+  zoned.node.mutable_locality()->set_region("eu");
+  auto details = sidecar("details", "10.0.0.20");  // other labels, same selector matches
+  EXPECT_EQ(key(v1a), key(v1b));
+  EXPECT_EQ(key(v1a), key(details));
+  EXPECT_NE(key(v1a), key(v2));
+  EXPECT_NE(key(v1a), key(other_ns));
+  EXPECT_NE(key(v1a), key(zoned));
+  EXPECT_NE(key(v1a), key(ingressGateway()));
+  EXPECT_NE(key(v1a), key(proxyless()));
+  // Equal keys, equal shared output (the VirtualService's sourceLabels route decides).
+  EXPECT_EQ(byName(generateShared(*model_, v1a)), byName(generateShared(*model_, details)));
+  EXPECT_NE(byName(generateShared(*model_, v1a)), byName(generateShared(*model_, v2)));
 }
 
 }  // namespace

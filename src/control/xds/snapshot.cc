@@ -93,6 +93,13 @@ Status Snapshot::addAny(std::string name, google::protobuf::Any any, std::string
              std::move(resource_version));
 }
 
+Status Snapshot::addShared(std::string name, std::shared_ptr<const google::protobuf::Any> any,
+                           std::string resource_version) {
+  if (!any) return Error{"resource " + name + " is null"};
+  std::string type_url = any->type_url();
+  return put(type_url, std::move(name), std::move(any), std::move(resource_version));
+}
+
 Status Snapshot::set(
     std::string_view type_url, std::string version,
     const std::map<std::string, std::shared_ptr<const google::protobuf::Message>>& items) {

@@ -65,6 +65,9 @@ class Snapshot {
   Status add(const google::protobuf::Message& msg, std::string resource_version = {});
   // Adds an already packed resource under an explicit name; the type URL is any.type_url().
   Status addAny(std::string name, google::protobuf::Any any, std::string resource_version = {});
+  // Adds an already packed resource that other snapshots share (its bytes are not copied).
+  Status addShared(std::string name, std::shared_ptr<const google::protobuf::Any> any,
+                   std::string resource_version = {});
   // Whole-type setters (replace the type's set): name → message / Any. Every value's type must
   // match `type_url`.
   Status set(std::string_view type_url, std::string version,
