@@ -275,7 +275,8 @@ Result<UrlParts> splitUrl(std::string_view url) {
       if (c < '0' || c > '9') {
         return Error{"port could not be cast to integer value as '" + std::string(port_text) + "'"};
       }
-      port = port > 100000 ? port : port * 10 + (c - '0');
+      // Stops growing once out of range: only the range check below needs the value then.
+      if (port <= 65535) port = port * 10 + (c - '0');
     }
     if (port > 65535) return Error{"port out of range 0-65535"};
     out.port = port;

@@ -524,7 +524,8 @@ class Productpage {
 
 }  // namespace
 
-Result<Service> makeProductpage(const std::string& version) {
+// productpage has a single version, v1, so the version changes nothing.
+Result<Service> makeProductpage(const std::string& /*version*/) {
   Result<Upstream> details = upstreamFromEnv("details");
   if (!details) return Error{details.error()};
   Result<Upstream> reviews = upstreamFromEnv("reviews");
@@ -542,7 +543,6 @@ Result<Service> makeProductpage(const std::string& version) {
   Service service;
   service.banner = productpage->banner();
   service.routes = productpage->routes(productpage);
-  (void)version;  // productpage has a single version, v1
   return service;
 }
 
