@@ -45,17 +45,15 @@ ActiveStream::~ActiveStream() {
 
 void ActiveStream::armIdleTimer() {
   last_activity_ = std::chrono::steady_clock::now();
-  if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(conn_.worker().loop());
-  idle_timer_->expires_after(conn_.config().stream_idle_timeout);
-  idle_timer_->async_wait([this](std::error_code ec) {
-    if (ec) return;
+  armIdleDeadline(conn_.config().stream_idle_timeout);
+}
+
+void ActiveStream::armIdleDeadline(std::chrono::steady_clock::duration after) {
+  idle_deadline_.arm(conn_.worker().deadlines(), after, [this] {
     // Lazily re-armed: activity only records a time stamp.
     auto idle_for = std::chrono::steady_clock::now() - last_activity_;
     if (idle_for < conn_.config().stream_idle_timeout) {
-      idle_timer_->expires_after(conn_.config().stream_idle_timeout - idle_for);
-      idle_timer_->async_wait([this](std::error_code e) {
-        if (!e) onIdleTimeout();
-      });
+      armIdleDeadline(conn_.config().stream_idle_timeout - idle_for);
       return;
     }
     onIdleTimeout();
@@ -354,7 +352,7 @@ void ActiveStream::sendLocalReply(int status, std::string_view body, uint32_t re
 void ActiveStream::finish() {
   if (finished_) return;
   finished_ = true;
-  if (idle_timer_) idle_timer_->cancel();
+  idle_deadline_.cancel();
   info_.request_complete = std::chrono::steady_clock::now() - info_.start_mono;
   if (response_complete_) info_.last_downstream_tx_byte = info_.request_complete;
   for (auto& [name, f] : filters_) f->onDestroy();

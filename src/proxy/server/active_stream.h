@@ -10,6 +10,7 @@
 
 #include "http/header_map.h"
 #include "http/stream_info.h"
+#include "net/deadline_queue.h"
 #include "proxy/filters/filter.h"
 #include "proxy/server/http_connection.h"
 
@@ -77,6 +78,7 @@ class ActiveStream final : public filters::FilterCallbacks {
   void finish();
   void onIdleTimeout();
   void armIdleTimer();
+  void armIdleDeadline(std::chrono::steady_clock::duration after);
 
   HttpConnection& conn_;
   ResponseSink& sink_;
@@ -102,7 +104,7 @@ class ActiveStream final : public filters::FilterCallbacks {
   bool finished_ = false;
   bool is_head_ = false;
   bool is_grpc_ = false;
-  std::unique_ptr<asio::steady_timer> idle_timer_;
+  net::Deadline idle_deadline_;  // on the worker's DeadlineQueue
   std::chrono::steady_clock::time_point last_activity_;
 };
 

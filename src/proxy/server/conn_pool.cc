@@ -6,6 +6,7 @@
 #include "base/logging.h"
 #include "http/http1/codec.h"
 #include "http/http2/codec.h"
+#include "net/dispatch.h"
 #include "net/transport.h"
 #include "proxy/server/cluster_manager.h"
 
@@ -194,6 +195,7 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
     auto self = shared_from_this();
     transport_.asyncReadSome(asio::buffer(read_buf_), [self](std::error_code e, size_t n) {
       if (self->state_ == State::Closed) return;
+      net::DispatchScope scope;
       if (e) {
         self->onRemoteClose();
         return;

@@ -5,6 +5,7 @@
 #include "base/logging.h"
 #include "http/http1/codec.h"
 #include "http/http2/codec.h"
+#include "net/dispatch.h"
 #include "proxy/server/active_stream.h"
 #include "proxy/server/hcm_stats.h"
 
@@ -139,13 +140,12 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
     bool close = reset_ || close_after_response_ || failed_ || codec_.shouldClose() ||
                  conn_.draining_ || !stream_->requestComplete();
     auto done = std::move(stream_);
+    // Destroyed after the current call stack unwinds (the stream may be on it).
+    conn_.worker().deferDelete(std::move(done));
     if (close) {
       conn_.closeAfterWrite(reset_ ? "upstream_reset" : "");
-      // Destroy after the current call stack unwinds (the stream may be on it).
-      asio::post(conn_.worker().loop(), [d = std::shared_ptr<ActiveStream>(std::move(done))] {});
       return;
     }
-    asio::post(conn_.worker().loop(), [d = std::shared_ptr<ActiveStream>(std::move(done))] {});
     if (in_dispatch_) {
       resume_pending_ = true;
       return;
@@ -355,6 +355,7 @@ void HttpConnection::startRead() {
   auto self = shared_from_this();
   transport_.asyncReadSome(asio::buffer(read_buf_), [self](std::error_code ec, size_t n) {
     if (self->closed_) return;
+    net::DispatchScope scope;
     if (ec) {
       self->close(ec == asio::error::eof ? "downstream_remote_disconnect"
                                          : "downstream_connection_error");
@@ -396,10 +397,10 @@ void HttpConnection::write(std::string_view data) {
   config_->stats->downstream_cx_tx_bytes_total->add(data.size());
   out_pending_.append(data);
   if (writing_ || flush_scheduled_) return;
-  // Writes made in one event-loop turn (a response's headers and body, several pipelined
-  // responses, HTTP/2 frames) go out in one send: flush after the current handler returns.
+  // Writes made while handling one I/O completion (a response's headers and body, several
+  // pipelined responses, HTTP/2 frames) go out in one send: flush when it is done.
   flush_scheduled_ = true;
-  asio::post(worker_.loop(), [self = shared_from_this()] {
+  net::deferToEndOfDispatch(worker_.loop(), [self = shared_from_this()] {
     self->flush_scheduled_ = false;
     if (self->closed_ || self->writing_) return;
     if (!self->out_pending_.empty()) {

@@ -70,7 +70,8 @@ class ShadowRequest final : public UpstreamCallbacks {
 std::string shadowAuthority(std::string_view authority) {
   size_t colon = authority.rfind(':');
   if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
-    return std::string(authority.substr(0, colon)) + "-shadow" + std::string(authority.substr(colon));
+    return std::string(authority.substr(0, colon)) + "-shadow" +
+           std::string(authority.substr(colon));
   }
   return std::string(authority) + "-shadow";
 }
@@ -83,14 +84,14 @@ RouterFilter::~RouterFilter() { cleanupAttempt(); }
 
 void RouterFilter::onDestroy() {
   done_ = true;
-  if (global_timer_) global_timer_->cancel();
+  global_deadline_.cancel();
   if (backoff_timer_) backoff_timer_->cancel();
   cleanupAttempt();
 }
 
 void RouterFilter::onLocalReply() {
   done_ = true;
-  if (global_timer_) global_timer_->cancel();
+  global_deadline_.cancel();
   if (backoff_timer_) backoff_timer_->cancel();
   cleanupAttempt();
 }
@@ -106,16 +107,16 @@ filters::FilterStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, bool
   }
   if (const auto* dr = route_->directResponse()) {
     std::string body = dr->body;
-    stream_.sendLocalReply(static_cast<int>(dr->status), body, 0, "direct_response",
-                           [this](http::HeaderMap& h) { route_->applyResponseHeaders(h, nullptr); });
+    stream_.sendLocalReply(
+        static_cast<int>(dr->status), body, 0, "direct_response",
+        [this](http::HeaderMap& h) { route_->applyResponseHeaders(h, nullptr); });
     return filters::FilterStatus::StopIteration;
   }
   if (route_->isRedirect()) {
     std::string location = route_->redirectLocation(headers, stream_.connection().info().tls);
     int code = route_->redirectResponseCode();
-    stream_.sendLocalReply(code, "", 0, "direct_response", [&](http::HeaderMap& h) {
-      h.set("location", location);
-    });
+    stream_.sendLocalReply(code, "", 0, "direct_response",
+                           [&](http::HeaderMap& h) { h.set("location", location); });
     return filters::FilterStatus::StopIteration;
   }
   auto choice = route_->selectCluster(headers, stream_.random());
@@ -137,8 +138,7 @@ filters::FilterStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, bool
   upstream_headers_ = headers;
   route_->applyRewrites(upstream_headers_);
   route_->applyRequestHeaders(upstream_headers_, weighted_, info);
-  hash_ = route_->computeHash(upstream_headers_,
-                              net::ipString(stream_.connection().info().remote));
+  hash_ = route_->computeHash(upstream_headers_, net::ipString(stream_.connection().info().remote));
   if (const auto* rp = route_->retryPolicy()) retries_left_ = rp->num_retries;
   request_end_ = end_stream;
   request_start_ = std::chrono::steady_clock::now();
@@ -182,12 +182,10 @@ void RouterFilter::decodeTrailers(http::HeaderMap&& trailers) {
 void RouterFilter::onRequestComplete() {
   // The global route timeout starts once the whole request has been received (Envoy).
   auto t = route_->timeout();
-  if (t.count() > 0 && !global_timer_) {
-    global_timer_ = std::make_unique<asio::steady_timer>(stream_.eventLoop());
-    global_timer_->expires_after(t);
-    global_timer_->async_wait([this, alive = std::weak_ptr<bool>(alive_)](std::error_code ec) {
-      if (!ec && !alive.expired()) onGlobalTimeout();
-    });
+  if (t.count() > 0 && !global_armed_) {
+    global_armed_ = true;
+    global_deadline_.arm(stream_.connection().worker().deadlines(), t,
+                         [this] { onGlobalTimeout(); });
   }
   startMirrors();
 }
@@ -222,8 +220,8 @@ void RouterFilter::startAttempt() {
   if (!rt.tryAcquireRequest()) {
     cstats.upstream_rq_pending_overflow->inc();
     stream_.sendLocalReply(503, std::string(kResetBody) + "overflow",
-                           uint32_t(http::ResponseFlag::UpstreamOverflow), "upstream_reset_before_response_started{overflow}",
-                           nullptr);
+                           uint32_t(http::ResponseFlag::UpstreamOverflow),
+                           "upstream_reset_before_response_started{overflow}", nullptr);
     return;
   }
   request_acquired_ = true;
@@ -255,16 +253,13 @@ void RouterFilter::startAttempt() {
     info.first_upstream_tx_byte = std::chrono::steady_clock::now() - info.start_mono;
   }
   if (const auto* rp = route_->retryPolicy(); rp && rp->per_try_timeout.count() > 0) {
-    try_timer_ = std::make_unique<asio::steady_timer>(stream_.eventLoop());
-    try_timer_->expires_after(rp->per_try_timeout);
-    try_timer_->async_wait([this, alive = std::weak_ptr<bool>(alive_)](std::error_code ec) {
-      if (!ec && !alive.expired()) onPerTryTimeout();
-    });
+    try_deadline_.arm(stream_.connection().worker().deadlines(), rp->per_try_timeout,
+                      [this] { onPerTryTimeout(); });
   }
 }
 
 void RouterFilter::cleanupAttempt() {
-  if (try_timer_) try_timer_->cancel();
+  try_deadline_.cancel();
   if (upstream_) {
     upstream_->reset();
     upstream_.reset();
@@ -326,8 +321,8 @@ void RouterFilter::onUpstreamTrailers(http::HeaderMap&& trailers) {
 }
 
 void RouterFilter::finishUpstream() {
-  if (global_timer_) global_timer_->cancel();
-  if (try_timer_) try_timer_->cancel();
+  global_deadline_.cancel();
+  try_deadline_.cancel();
   // The pool stream completed on its own; release the breaker slot only.
   if (request_acquired_ && cluster_) {
     cluster_->runtime().releaseRequest();
@@ -358,7 +353,7 @@ void RouterFilter::onUpstreamReset(ResetReason reason, std::string_view details)
 
 void RouterFilter::failUpstream(ResetReason reason, std::string_view details) {
   cleanupAttempt();
-  if (global_timer_) global_timer_->cancel();
+  global_deadline_.cancel();
   auto& info = stream_.streamInfo();
   if (response_started_) {
     info.setFlag(http::ResponseFlag(flagFor(reason)));

@@ -8,13 +8,14 @@
 #include <optional>
 #include <string>
 
+#include "net/deadline_queue.h"
 #include "proxy/filters/filter.h"
 #include "proxy/server/upstream_stream.h"
 
 namespace mast::router {
 class RouteEntry;
 struct WeightedCluster;
-}
+}  // namespace mast::router
 namespace mast::upstream {
 struct Host;
 }
@@ -75,11 +76,12 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   bool response_started_ = false;
   bool upstream_response_complete_ = false;
   bool done_ = false;
+  bool global_armed_ = false;
   uint32_t attempts_ = 0;
   uint32_t retries_left_ = 0;
   std::optional<uint64_t> hash_;
-  std::unique_ptr<asio::steady_timer> global_timer_;
-  std::unique_ptr<asio::steady_timer> try_timer_;
+  net::Deadline global_deadline_;  // route timeout, on the worker's DeadlineQueue
+  net::Deadline try_deadline_;     // per_try_timeout
   std::unique_ptr<asio::steady_timer> backoff_timer_;
   std::chrono::steady_clock::time_point attempt_start_;
   std::chrono::steady_clock::time_point request_start_;

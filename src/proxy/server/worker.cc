@@ -3,7 +3,9 @@
 #include <asio/post.hpp>
 
 #include "base/logging.h"
+#include "net/dispatch.h"
 #include "proxy/server/active_listener.h"
+#include "proxy/server/active_stream.h"
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/server.h"
 
@@ -40,6 +42,16 @@ void Worker::start() {
 }
 
 void Worker::post(std::function<void()> fn) { asio::post(loop_, std::move(fn)); }
+
+void Worker::deferDelete(std::unique_ptr<ActiveStream> stream) {
+  graveyard_.push_back(std::move(stream));
+  if (graveyard_.size() > 1) return;  // a clean-up is already deferred
+  net::deferToEndOfDispatch(loop_, [this] {
+    net::DispatchScope scope;  // destructors may defer work of their own
+    auto dead = std::move(graveyard_);
+    graveyard_.clear();
+  });
+}
 
 void Worker::drain() {
   post([this] {

@@ -11,8 +11,10 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "net/address.h"
+#include "net/deadline_queue.h"
 
 namespace mast::proxy::server {
 
@@ -43,6 +45,7 @@ class Drainable {
 };
 
 class ActiveListener;
+class ActiveStream;
 struct ListenerConfig;
 
 class Worker {
@@ -79,6 +82,13 @@ class Worker {
   size_t liveConnections() const { return live_count_.load(std::memory_order_relaxed); }
   void onConnectionCountChanged() { live_count_.store(live_.size(), std::memory_order_relaxed); }
 
+  // Per-request timeouts (stream idle, route, per-try): one kernel timer for the whole loop.
+  net::DeadlineQueue& deadlines() { return deadlines_; }
+
+  // Destroys a finished stream once the current call stack has unwound (it may be on it).
+  // (net::deferToEndOfDispatch: at the end of the current I/O completion, else posted.)
+  void deferDelete(std::unique_ptr<ActiveStream> stream);
+
  private:
   uint32_t index_;
   Server& server_;
@@ -90,6 +100,8 @@ class Worker {
   std::unordered_set<Drainable*> live_;
   std::vector<std::shared_ptr<ActiveListener>> listeners_;
   std::atomic<size_t> live_count_{0};
+  net::DeadlineQueue deadlines_{loop_};
+  std::vector<std::unique_ptr<ActiveStream>> graveyard_;
 };
 
 }  // namespace mast::proxy::server
