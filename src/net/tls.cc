@@ -1,5 +1,6 @@
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -134,6 +135,10 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::createClient(const TlsCont
   return std::shared_ptr<const TlsContext>(std::move(t));
 }
 
+// Envoy's (BoringSSL's) wording, which access logs and local replies show.
+static constexpr std::string_view kVerifyFailed =
+    "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end";
+
 std::string verifyPeerSans(SSL* ssl, const std::vector<SanMatcher>& matchers) {
   if (matchers.empty()) return {};
   X509* cert = SSL_get1_peer_certificate(ssl);
@@ -152,12 +157,25 @@ std::string verifyPeerSans(SSL* ssl, const std::vector<SanMatcher>& matchers) {
         type = SanMatcher::Type::Uri;
       } else if (n->type == GEN_EMAIL) {
         type = SanMatcher::Type::Email;
+      } else if (n->type == GEN_IPADD) {
+        type = SanMatcher::Type::IpAddress;
       } else {
         continue;
       }
-      const ASN1_IA5STRING* s = n->d.ia5;
-      value.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                   static_cast<size_t>(ASN1_STRING_length(s)));
+      const ASN1_STRING* s = n->type == GEN_IPADD ? n->d.iPAddress : n->d.ia5;
+      const auto* bytes = ASN1_STRING_get0_data(s);
+      int len = ASN1_STRING_length(s);
+      if (type == SanMatcher::Type::IpAddress) {
+        // 4 or 16 raw bytes; matched in text form ("10.0.0.1", "::1").
+        char text[INET6_ADDRSTRLEN] = {};
+        if ((len != 4 && len != 16) ||
+            !inet_ntop(len == 4 ? AF_INET : AF_INET6, bytes, text, sizeof(text))) {
+          continue;
+        }
+        value = text;
+      } else {
+        value.assign(reinterpret_cast<const char*>(bytes), static_cast<size_t>(len));
+      }
       for (const auto& m : matchers) {
         if ((m.type == SanMatcher::Type::Any || m.type == type) && m.matches(value)) ok = true;
       }
@@ -165,7 +183,16 @@ std::string verifyPeerSans(SSL* ssl, const std::vector<SanMatcher>& matchers) {
     GENERAL_NAMES_free(names);
   }
   X509_free(cert);
-  return ok ? std::string() : "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end";
+  return ok ? std::string() : std::string(kVerifyFailed);
+}
+
+std::string clientHandshakeFailure(SSL* ssl, const std::error_code& ec,
+                                   const TlsContextConfig& cfg) {
+  if (ec) {
+    if (ssl && SSL_get_verify_result(ssl) != X509_V_OK) return std::string(kVerifyFailed);
+    return "TLS_error:|" + ec.message() + ":TLS_error_end";
+  }
+  return verifyPeerSans(ssl, cfg.san_matchers);
 }
 
 static uint32_t be(const unsigned char* p, int n) {

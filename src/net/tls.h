@@ -52,6 +52,13 @@ class TlsContext {
 // Peer certificate checks after a client handshake; empty string = ok, else the failure reason.
 std::string verifyPeerSans(SSL* ssl, const std::vector<SanMatcher>& matchers);
 
+// The outcome of a client handshake (`ec` from it) including the SAN checks of `cfg`: empty when
+// the upstream may be used, else Envoy's transport failure reason, e.g.
+// "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end"
+// for an untrusted certificate or a SAN mismatch.
+std::string clientHandshakeFailure(SSL* ssl, const std::error_code& ec,
+                                   const TlsContextConfig& cfg);
+
 struct ClientHelloInfo {
   enum class State { NeedMoreData, Tls, NotTls };
   State state = State::NeedMoreData;

@@ -565,6 +565,13 @@ std::optional<uint64_t> RouteEntry::computeHash(const http::HeaderMap& h,
   return hash;
 }
 
+std::optional<bool> RouteEntry::upgradeOverride(std::string_view type) const {
+  for (const auto& [t, enabled] : upgrades_) {
+    if (t == type) return enabled;
+  }
+  return std::nullopt;
+}
+
 const RetryPolicy* RouteEntry::retryPolicy() const {
   if (retry_) return &*retry_;
   return vhost_->retry_ ? &*vhost_->retry_ : nullptr;
@@ -903,6 +910,17 @@ Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
           p.denominator = denominatorOf(mp.runtime_fraction().default_value().denominator());
         }
         e->mirrors_.push_back(std::move(p));
+      }
+      for (int ui = 0; ui < a.upgrade_configs_size(); ++ui) {
+        const auto& u = a.upgrade_configs(ui);
+        std::string upath = apath + ".upgrade_configs[" + std::to_string(ui) + "]";
+        if (u.upgrade_type().empty()) return Error{upath + ".upgrade_type: required"};
+        if (u.has_connect_config()) {
+          return Error{upath +
+                       ".connect_config: terminating CONNECT is not supported (CONNECT is "
+                       "forwarded upstream as is)"};
+        }
+        e->upgrades_.emplace_back(lower(u.upgrade_type()), !u.has_enabled() || u.enabled().value());
       }
       for (const auto& hp : a.hash_policy()) {
         HashPolicy p;

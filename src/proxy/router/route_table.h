@@ -172,6 +172,9 @@ class RouteEntry {
   bool hasMirrors() const { return !mirrors_.empty(); }
   const void* perFilterConfig(std::string_view filter_name) const;
   const std::string& decoratorOperation() const { return decorator_; }
+  // RouteAction.upgrade_configs: whether this route enables (true) or disables (false) upgrade
+  // `type` (lower case), or nullopt when it says nothing about it.
+  std::optional<bool> upgradeOverride(std::string_view type) const;
 
   bool matches(const http::HeaderMap& h, std::string_view path, uint64_t random) const;
 
@@ -219,6 +222,7 @@ class RouteEntry {
   HeaderMutations response_headers_;
   std::map<std::string, std::shared_ptr<const void>, std::less<>> per_filter_;
   std::string decorator_;
+  std::vector<std::pair<std::string, bool>> upgrades_;  // lower-case type → enabled
 };
 
 class VirtualHost {

@@ -8,6 +8,7 @@
 #include "proxy/server/hcm_stats.h"
 #include "proxy/server/http_util.h"
 #include "proxy/server/router_filter.h"
+#include "proxy/server/server.h"
 
 namespace mast::proxy::server {
 
@@ -32,7 +33,29 @@ ActiveStream::ActiveStream(HttpConnection& conn, ResponseSink& sink, http::Proto
   } else {
     st.downstream_rq_http1_total->inc();
   }
-  if (conn.config().stream_idle_timeout.count() > 0) armIdleTimer();
+  idle_timeout_ = conn.config().stream_idle_timeout;
+  if (idle_timeout_.count() > 0) armIdleTimer();
+  if (conn.config().request_timeout.count() > 0) {
+    // request_timeout: the whole request must arrive within it (disarmed once it has).
+    request_deadline_.arm(conn_.worker().deadlines(), conn.config().request_timeout,
+                          [this] { onRequestTimeout(); });
+  }
+}
+
+void ActiveStream::onRequestComplete() {
+  request_complete_ = true;
+  info_.last_downstream_rx_byte = std::chrono::steady_clock::now() - info_.start_mono;
+  request_deadline_.cancel();
+}
+
+void ActiveStream::onRequestTimeout() {
+  if (finished_ || request_complete_) return;
+  conn_.config().stats->downstream_rq_timeout->inc();
+  if (!response_started_) {
+    sendLocalReply(408, "request timeout", 0, "request_overall_timeout", nullptr);
+  } else {
+    resetDownstream("request_overall_timeout");
+  }
 }
 
 ActiveStream::~ActiveStream() {
@@ -45,15 +68,15 @@ ActiveStream::~ActiveStream() {
 
 void ActiveStream::armIdleTimer() {
   last_activity_ = std::chrono::steady_clock::now();
-  armIdleDeadline(conn_.config().stream_idle_timeout);
+  armIdleDeadline(idle_timeout_);
 }
 
 void ActiveStream::armIdleDeadline(std::chrono::steady_clock::duration after) {
   idle_deadline_.arm(conn_.worker().deadlines(), after, [this] {
     // Lazily re-armed: activity only records a time stamp.
     auto idle_for = std::chrono::steady_clock::now() - last_activity_;
-    if (idle_for < conn_.config().stream_idle_timeout) {
-      armIdleDeadline(conn_.config().stream_idle_timeout - idle_for);
+    if (idle_for < idle_timeout_) {
+      armIdleDeadline(idle_timeout_ - idle_for);
       return;
     }
     onIdleTimeout();
@@ -63,14 +86,16 @@ void ActiveStream::armIdleDeadline(std::chrono::steady_clock::duration after) {
 void ActiveStream::onIdleTimeout() {
   if (finished_) return;
   auto idle_for = std::chrono::steady_clock::now() - last_activity_;
-  if (idle_for < conn_.config().stream_idle_timeout) {
-    armIdleTimer();
+  if (idle_for < idle_timeout_) {
+    armIdleDeadline(idle_timeout_ - idle_for);
     return;
   }
   conn_.config().stats->downstream_rq_idle_timeout->inc();
   info_.setFlag(http::ResponseFlag::StreamIdleTimeout);
   if (!response_started_) {
-    sendLocalReply(408, "stream timeout", 0, "stream_idle_timeout", nullptr);
+    // Envoy: 408 while the request is still arriving, 504 once it is complete.
+    sendLocalReply(request_complete_ ? 504 : 408, "stream timeout", 0, "stream_idle_timeout",
+                   nullptr);
   } else {
     resetDownstream("stream_idle_timeout");
   }
@@ -144,10 +169,7 @@ bool ActiveStream::prepareRequest() {
 void ActiveStream::decodeHeaders(http::HeaderMap&& headers, bool end_stream) {
   request_headers_ = std::move(headers);
   last_activity_ = std::chrono::steady_clock::now();
-  if (end_stream) {
-    request_complete_ = true;
-    info_.last_downstream_rx_byte = std::chrono::steady_clock::now() - info_.start_mono;
-  }
+  if (end_stream) onRequestComplete();
   if (!prepareRequest()) return;
   const auto& cfg = conn_.config();
   // RDS: this worker's current table, held for the stream's life (route_ points into it).
@@ -158,6 +180,23 @@ void ActiveStream::decodeHeaders(http::HeaderMap&& headers, bool end_stream) {
     route_ = route_table_->route(request_headers_, conn_.worker().random());
   }
   if (route_) info_.route_name = route_->name();
+  if (route_ && route_->idleTimeout()) {
+    // The route's idle_timeout replaces stream_idle_timeout for this stream (0 disables).
+    idle_timeout_ = *route_->idleTimeout();
+    if (idle_timeout_.count() > 0) {
+      armIdleTimer();
+    } else {
+      idle_deadline_.cancel();
+    }
+  }
+  if (!upgradeAllowed()) {
+    // Envoy: an upgrade (or CONNECT) that neither upgrade_configs nor the route enables.
+    bool http1 = info_.protocol != http::Protocol::Http2;
+    sendLocalReply(403, "", 0, "upgrade_failed", [http1](http::HeaderMap& h) {
+      if (http1) h.set("connection", "close");
+    });
+    return;
+  }
   // Build the chain: configured filters, then the router.
   filters_.reserve(cfg.filters.size() + 1);
   for (const auto& [name, factory] : cfg.filters) {
@@ -171,6 +210,26 @@ void ActiveStream::decodeHeaders(http::HeaderMap&& headers, bool end_stream) {
   static const std::string kRouterName = "envoy.filters.http.router";
   filters_.emplace_back(&kRouterName, std::move(router));
   runDecodeFilters(0, true);
+}
+
+bool ActiveStream::upgradeAllowed() const {
+  std::string type;
+  if (request_headers_.method() == "CONNECT") {
+    type = "connect";
+  } else if (const std::string* u = request_headers_.get("upgrade")) {
+    type = *u;
+    http::toLowerInPlace(type);
+  } else {
+    return true;  // not an upgrade
+  }
+  // A route's explicit setting wins; otherwise the connection manager's upgrade_configs.
+  if (route_) {
+    if (auto o = route_->upgradeOverride(type)) return *o;
+  }
+  for (const auto& [t, enabled] : conn_.config().upgrades) {
+    if (t == type) return enabled;
+  }
+  return false;
 }
 
 void ActiveStream::runDecodeFilters(size_t from, bool headers_pending) {
@@ -216,10 +275,7 @@ void ActiveStream::continueDecoding() {
 void ActiveStream::decodeData(std::string_view data, bool end_stream) {
   last_activity_ = std::chrono::steady_clock::now();
   info_.bytes_received += data.size();
-  if (end_stream) {
-    request_complete_ = true;
-    info_.last_downstream_rx_byte = std::chrono::steady_clock::now() - info_.start_mono;
-  }
+  if (end_stream) onRequestComplete();
   if (local_reply_sent_ || finished_) return;
   if (!headers_passed_) {
     buffered_body_.append(data);
@@ -233,8 +289,7 @@ void ActiveStream::decodeData(std::string_view data, bool end_stream) {
 }
 
 void ActiveStream::decodeTrailers(http::HeaderMap&& trailers) {
-  request_complete_ = true;
-  info_.last_downstream_rx_byte = std::chrono::steady_clock::now() - info_.start_mono;
+  onRequestComplete();
   if (local_reply_sent_ || finished_) return;
   if (!headers_passed_) {
     buffered_trailers_ = std::move(trailers);
@@ -262,6 +317,10 @@ void ActiveStream::encodeHeaders(http::HeaderMap&& headers, bool end_stream) {
     response_headers_.set("server", cfg.server_name);
   }
   response_headers_.setIfAbsent("date", httpDate(conn_.worker()));
+  // /healthcheck/fail: Envoy drain-closes inbound HTTP/1 connections after each response.
+  if (info_.protocol != http::Protocol::Http2 && conn_.worker().server().healthCheckFailed()) {
+    response_headers_.set("connection", "close");
+  }
   int status = response_headers_.status();
   info_.response_code = status;
   if (is_head_) end_stream = true;
@@ -353,6 +412,7 @@ void ActiveStream::finish() {
   if (finished_) return;
   finished_ = true;
   idle_deadline_.cancel();
+  request_deadline_.cancel();
   info_.request_complete = std::chrono::steady_clock::now() - info_.start_mono;
   if (response_complete_) info_.last_downstream_tx_byte = info_.request_complete;
   for (auto& [name, f] : filters_) f->onDestroy();

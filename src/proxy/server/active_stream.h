@@ -74,11 +74,15 @@ class ActiveStream final : public filters::FilterCallbacks {
 
  private:
   bool prepareRequest();
+  // Upgrade/CONNECT requests: whether upgrade_configs (HCM or route) let this one through.
+  bool upgradeAllowed() const;
   void runDecodeFilters(size_t from, bool headers_pending);
   void finish();
   void onIdleTimeout();
   void armIdleTimer();
   void armIdleDeadline(std::chrono::steady_clock::duration after);
+  void onRequestComplete();
+  void onRequestTimeout();
 
   HttpConnection& conn_;
   ResponseSink& sink_;
@@ -105,6 +109,9 @@ class ActiveStream final : public filters::FilterCallbacks {
   bool is_head_ = false;
   bool is_grpc_ = false;
   net::Deadline idle_deadline_;  // on the worker's DeadlineQueue
+  // stream_idle_timeout, or the route's idle_timeout once the route is known.
+  std::chrono::milliseconds idle_timeout_{0};
+  net::Deadline request_deadline_;  // request_timeout
   std::chrono::steady_clock::time_point last_activity_;
 };
 

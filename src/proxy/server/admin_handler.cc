@@ -75,9 +75,12 @@ std::string AdminHandler::clustersText() {
       if (h->failed_active_hc) flags += "/failed_active_hc";
       if (h->outlier_ejected) flags += "/failed_outlier_check";
       if (h->eds_unhealthy) flags += "/failed_eds_health";
-      out += hp + "health_flags::" + (flags.empty() ? "healthy" : flags.substr(1)) + "\n";
+      out += hp + "health_flags::" + (flags.empty() ? "healthy" : flags) + "\n";
       out += hp + "weight::" + std::to_string(h->weight) + "\n";
       out += hp + "rq_active::" + std::to_string(h->active_requests.load()) + "\n";
+      out += hp + "rq_total::" + std::to_string(h->rq_total.load()) + "\n";
+      out += hp + "rq_success::" + std::to_string(h->rq_success.load()) + "\n";
+      out += hp + "rq_error::" + std::to_string(h->rq_error.load()) + "\n";
       out += hp + "priority::" + std::to_string(h->priority) + "\n";
     }
   }
@@ -209,7 +212,7 @@ nlohmann::json AdminHandler::serverInfo() {
                 .count();
   const auto& o = server_.options();
   return {{"version", kVersion},
-          {"state", server_.state()},
+          {"state", serverState()},
           {"hot_restart_version", "disabled"},
           {"uptime_current_epoch", std::to_string(up) + "s"},
           {"uptime_all_epochs", std::to_string(up) + "s"},

@@ -57,11 +57,31 @@ void ClusterRuntime::reportResult(const upstream::Host& host, int http_status,
                                   bool local_origin_failure) {
   if (!outlier_) return;
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  if (outlier_->reportResult(const_cast<upstream::Host&>(host), http_status, local_origin_failure,
-                             rng())) {
+  auto& od = *outlier_;
+  uint64_t detected_5xx = od.ejections_detected_consecutive_5xx.load();
+  uint64_t enforced_5xx = od.ejections_enforced_consecutive_5xx.load();
+  uint64_t detected_gw = od.ejections_detected_consecutive_gateway_failure.load();
+  uint64_t enforced_gw = od.ejections_enforced_consecutive_gateway_failure.load();
+  uint64_t overflow = od.ejections_overflow.load();
+  bool ejected =
+      od.reportResult(const_cast<upstream::Host&>(host), http_status, local_origin_failure, rng());
+  stats_->outlier_ejections_detected_consecutive_5xx->add(
+      od.ejections_detected_consecutive_5xx.load() - detected_5xx);
+  stats_->outlier_ejections_consecutive_5xx->add(od.ejections_enforced_consecutive_5xx.load() -
+                                                 enforced_5xx);
+  stats_->outlier_ejections_detected_consecutive_gateway_failure->add(
+      od.ejections_detected_consecutive_gateway_failure.load() - detected_gw);
+  stats_->outlier_ejections_enforced_consecutive_gateway_failure->add(
+      od.ejections_enforced_consecutive_gateway_failure.load() - enforced_gw);
+  stats_->outlier_ejections_overflow->add(od.ejections_overflow.load() - overflow);
+  if (ejected) {
     stats_->outlier_ejections_enforced_total->inc();
-    stats_->outlier_ejections_consecutive_5xx->inc();
-    stats_->outlier_ejections_active->set(outlier_->ejections_active.load());
+    stats_->outlier_ejections_active->set(od.ejections_active.load());
+    // membership_healthy counts outlier ejections too (Envoy); the main thread recomputes it
+    // when the ejection ends.
+    if (!host.failed_active_hc.load() && !host.eds_unhealthy.load()) {
+      stats_->membership_healthy->dec();
+    }
     MAST_LOG(INFO, "cluster {}: ejected host {}", name_, host.label);
   }
 }
@@ -76,9 +96,10 @@ void ClusterRuntime::updateMembershipStats() {
 }
 
 void ClusterRuntime::publishHosts() {
-  updateMembershipStats();
   if (outlier_) outlier_->setHosts(hosts_);
+  // New hosts start failed_active_hc: count membership after the checker has seen them.
   if (health_checker_) health_checker_->setHosts(*hosts_);
+  updateMembershipStats();
   server_.publishHosts(*this);
 }
 
@@ -90,6 +111,10 @@ void ClusterRuntime::initialize(asio::io_context& loop, std::function<void()> on
           updateMembershipStats();
           // Workers read health atomically; membership stats are all that changes.
         });
+    health_checker_->setOnCheck([this](bool ok) {
+      stats_->health_check_attempt->inc();
+      (ok ? stats_->health_check_success : stats_->health_check_failure)->inc();
+    });
   }
   if (outlier_) {
     outlier_timer_ = std::make_unique<asio::steady_timer>(loop);

@@ -169,9 +169,8 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
     auto self = shared_from_this();
     transport_.asyncHandshake(false, [self](std::error_code e) {
       if (self->state_ != State::Handshaking) return;
-      if (e) return self->onConnectFailed("TLS error: " + e.message());
-      std::string bad = net::verifyPeerSans(self->transport_.ssl(),
-                                            self->pool_->settings().tls->config().san_matchers);
+      std::string bad = net::clientHandshakeFailure(self->transport_.ssl(), e,
+                                                    self->pool_->settings().tls->config());
       if (!bad.empty()) return self->onConnectFailed(bad);
       self->onTransportReady();
     });

@@ -49,6 +49,8 @@ struct HcmConfig {
   std::chrono::milliseconds drain_timeout{5000};
   uint32_t max_request_headers_kb = 60;
   bool accept_http_10 = false;  // http_protocol_options.accept_http_10
+  // upgrade_configs: lower-case upgrade type ("websocket", "connect") → enabled.
+  std::vector<std::pair<std::string, bool>> upgrades;
   uint32_t max_requests_per_connection = 0;
   bool normalize_path = false;
   bool merge_slashes = false;

@@ -22,6 +22,7 @@ HcmStats::HcmStats(stats::Store& store, const std::string& prefix) {
   downstream_rq_completed = c("downstream_rq_completed");
   downstream_rq_rx_reset = c("downstream_rq_rx_reset");
   downstream_rq_idle_timeout = c("downstream_rq_idle_timeout");
+  downstream_rq_timeout = c("downstream_rq_timeout");
   downstream_rq_1xx = c("downstream_rq_1xx");
   downstream_rq_2xx = c("downstream_rq_2xx");
   downstream_rq_3xx = c("downstream_rq_3xx");
@@ -84,8 +85,16 @@ ClusterStats::ClusterStats(stats::Store& s, const std::string& name)
   outlier_ejections_enforced_total = c("outlier_detection.ejections_enforced_total");
   outlier_ejections_active = g("outlier_detection.ejections_active");
   outlier_ejections_consecutive_5xx = c("outlier_detection.ejections_enforced_consecutive_5xx");
+  outlier_ejections_detected_consecutive_5xx =
+      c("outlier_detection.ejections_detected_consecutive_5xx");
+  outlier_ejections_enforced_consecutive_gateway_failure =
+      c("outlier_detection.ejections_enforced_consecutive_gateway_failure");
+  outlier_ejections_detected_consecutive_gateway_failure =
+      c("outlier_detection.ejections_detected_consecutive_gateway_failure");
+  outlier_ejections_overflow = c("outlier_detection.ejections_overflow");
   health_check_attempt = c("health_check.attempt");
   health_check_failure = c("health_check.failure");
+  health_check_success = c("health_check.success");
 }
 
 void ClusterStats::recordResponseCode(int code) {

@@ -29,6 +29,7 @@ struct HcmStats {
   stats::Counter* downstream_rq_completed;
   stats::Counter* downstream_rq_rx_reset;
   stats::Counter* downstream_rq_idle_timeout;
+  stats::Counter* downstream_rq_timeout;
   stats::Counter* downstream_rq_1xx;
   stats::Counter* downstream_rq_2xx;
   stats::Counter* downstream_rq_3xx;
@@ -73,8 +74,13 @@ struct ClusterStats {
   stats::Counter* outlier_ejections_enforced_total;
   stats::Gauge* outlier_ejections_active;
   stats::Counter* outlier_ejections_consecutive_5xx;
+  stats::Counter* outlier_ejections_detected_consecutive_5xx;
+  stats::Counter* outlier_ejections_enforced_consecutive_gateway_failure;
+  stats::Counter* outlier_ejections_detected_consecutive_gateway_failure;
+  stats::Counter* outlier_ejections_overflow;
   stats::Counter* health_check_attempt;
   stats::Counter* health_check_failure;
+  stats::Counter* health_check_success;
   // upstream_rq_<code>: created on first use of a code, then looked up by index.
   std::array<std::atomic<stats::Counter*>, 600> by_code{};
   std::mutex by_code_mu;

@@ -6,6 +6,7 @@
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/hcm_stats.h"
 #include "proxy/server/http_util.h"
+#include "proxy/upstream/upstream.h"
 
 namespace mast::proxy::server {
 
@@ -66,6 +67,25 @@ class ShadowRequest final : public UpstreamCallbacks {
   std::unique_ptr<PoolStream> stream_;
   bool done_ = false;
 };
+
+// "10.0.0.1:80" or "[::1]:80".
+std::optional<net::Endpoint> parseHostPort(std::string_view v) {
+  size_t colon = v.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 >= v.size()) return std::nullopt;
+  std::string_view host = v.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  uint32_t port = 0;
+  for (char c : v.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return std::nullopt;
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (port == 0 || port > 65535) return std::nullopt;
+  auto ep = net::parseEndpoint(host, port);
+  if (!ep) return std::nullopt;
+  return *ep;
+}
 
 std::string shadowAuthority(std::string_view authority) {
   size_t colon = authority.rfind(':');
@@ -208,6 +228,12 @@ void RouterFilter::startAttempt() {
   std::optional<net::Endpoint> orig;
   if (rt.isOriginalDst()) {
     orig = stream_.connection().info().local;
+    // original_dst_lb_config.use_http_header: "x-envoy-original-dst-host: ip:port" wins.
+    if (rt.config().use_http_header_for_original_dst) {
+      if (const std::string* v = upstream_headers_.get("x-envoy-original-dst-host")) {
+        if (auto ep = parseHostPort(*v)) orig = *ep;
+      }
+    }
   }
   auto host = cluster_->chooseHost(hash_, orig, attempts_ > 0 ? host_.get() : nullptr);
   if (!host) {
@@ -226,6 +252,12 @@ void RouterFilter::startAttempt() {
   }
   request_acquired_ = true;
   ++attempts_;
+  if (host->host) {
+    // LEAST_REQUEST reads this; released when the attempt ends (releaseHost).
+    host->host->active_requests.fetch_add(1, std::memory_order_relaxed);
+    host->host->rq_total.fetch_add(1, std::memory_order_relaxed);
+    host_active_ = true;
+  }
   info.attempt_count = attempts_;
   host_ = host->host;
   host_label_ = host->label;
@@ -258,7 +290,13 @@ void RouterFilter::startAttempt() {
   }
 }
 
+void RouterFilter::releaseHost() {
+  if (host_active_ && host_) host_->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  host_active_ = false;
+}
+
 void RouterFilter::cleanupAttempt() {
+  releaseHost();
   try_deadline_.cancel();
   if (upstream_) {
     upstream_->reset();
@@ -276,6 +314,10 @@ void RouterFilter::onUpstreamConnected(const std::string& local_address) {
 }
 
 void RouterFilter::reportOutlier(int status, bool local_failure) {
+  if (host_) {
+    auto& c = local_failure || status >= 500 ? host_->rq_error : host_->rq_success;
+    c.fetch_add(1, std::memory_order_relaxed);
+  }
   if (host_ && cluster_) cluster_->runtime().reportResult(*host_, status, local_failure);
 }
 
@@ -321,6 +363,7 @@ void RouterFilter::onUpstreamTrailers(http::HeaderMap&& trailers) {
 }
 
 void RouterFilter::finishUpstream() {
+  releaseHost();
   global_deadline_.cancel();
   try_deadline_.cancel();
   // The pool stream completed on its own; release the breaker slot only.
@@ -343,7 +386,7 @@ void RouterFilter::onUpstreamReset(ResetReason reason, std::string_view details)
     reportOutlier(0, true);
     info.upstream_transport_failure_reason = std::string(details);
   } else if (reason == ResetReason::Overflow) {
-    cstats.upstream_rq_pending_overflow->inc();
+    // Counted by the pool (upstream_rq_pending_overflow) when it refused the stream.
   } else {
     cstats.upstream_rq_rx_reset->inc();
   }
@@ -377,7 +420,7 @@ void RouterFilter::failUpstream(ResetReason reason, std::string_view details) {
 bool RouterFilter::maybeRetry(bool reset, ResetReason reason, int status,
                               const http::HeaderMap* headers) {
   const auto* rp = route_->retryPolicy();
-  if (!rp || retries_left_ == 0 || body_overflowed_) return false;
+  if (!rp || body_overflowed_) return false;
   bool retriable = false;
   if (reset) {
     if (reason == ResetReason::Overflow) return false;
@@ -389,6 +432,11 @@ bool RouterFilter::maybeRetry(bool reset, ResetReason reason, int status,
     retriable = rp->retriableStatus(status, *headers);
   }
   if (!retriable) return false;
+  if (retries_left_ == 0) {
+    // Retriable, but num_retries is used up (Envoy: URX).
+    stream_.streamInfo().setFlag(http::ResponseFlag::UpstreamRetryLimitExceeded);
+    return false;
+  }
   auto& rt = cluster_->runtime();
   if (!rt.tryAcquireRetry()) {
     rt.stats().upstream_rq_retry_overflow->inc();

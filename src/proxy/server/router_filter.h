@@ -54,6 +54,7 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   void onGlobalTimeout();
   void onPerTryTimeout();
   void cleanupAttempt();
+  void releaseHost();
   void finishUpstream();
   void startMirrors();
   void reportOutlier(int status, bool local_failure);
@@ -72,6 +73,7 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   std::unique_ptr<PoolStream> upstream_;
   std::shared_ptr<const upstream::Host> host_;  // the current attempt's host
   std::string host_label_;
+  bool host_active_ = false;  // host_->active_requests counts this attempt
   bool request_acquired_ = false;
   bool response_started_ = false;
   bool upstream_response_complete_ = false;

@@ -223,6 +223,17 @@ Result<std::shared_ptr<const HcmConfig>> Server::buildHcm(const google::protobuf
   if (h.has_max_request_headers_kb())
     cfg->max_request_headers_kb = h.max_request_headers_kb().value();
   cfg->accept_http_10 = h.http_protocol_options().accept_http_10();
+  for (int i = 0; i < h.upgrade_configs_size(); ++i) {
+    const auto& u = h.upgrade_configs(i);
+    std::string upath = path + ".upgrade_configs[" + std::to_string(i) + "]";
+    if (u.upgrade_type().empty()) return Error{upath + ".upgrade_type: required"};
+    if (u.filters_size() > 0) {
+      return Error{upath + ".filters: upgrade-specific filter chains are not supported"};
+    }
+    std::string type = u.upgrade_type();
+    for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    cfg->upgrades.emplace_back(std::move(type), !u.has_enabled() || u.enabled().value());
+  }
   if (h.has_normalize_path()) cfg->normalize_path = h.normalize_path().value();
   cfg->merge_slashes = h.merge_slashes();
   cfg->stats = std::make_shared<HcmStats>(store, cfg->stat_prefix);

@@ -91,8 +91,9 @@ void TcpProxySession::connectUpstream() {
   }
   auto self = shared_from_this();
   timer_.expires_after(ps.connect_timeout);
-  timer_.async_wait([self](std::error_code e) {
+  timer_.async_wait([self, &rt](std::error_code e) {
     if (!e && !self->connected_ && !self->closed_) {
+      rt.stats().upstream_cx_connect_fail->inc();
       self->stream_info_.setFlag(http::ResponseFlag::UpstreamConnectionFailure);
       self->stream_info_.upstream_transport_failure_reason = "connection timeout";
       self->close("connect_timeout");
@@ -102,6 +103,7 @@ void TcpProxySession::connectUpstream() {
     if (self->closed_) return;
     if (e) {
       if (self->host_) rt.reportResult(*self->host_, 0, true);
+      rt.stats().upstream_cx_connect_fail->inc();
       self->stream_info_.setFlag(http::ResponseFlag::UpstreamConnectionFailure);
       self->stream_info_.upstream_transport_failure_reason = e.message();
       self->close("upstream_connect_failure");
@@ -114,11 +116,14 @@ void TcpProxySession::connectUpstream() {
       if (!rt.poolSettings().sni.empty()) {
         SSL_set_tlsext_host_name(self->up_->ssl(), rt.poolSettings().sni.c_str());
       }
-      self->up_->asyncHandshake(false, [self](std::error_code he) {
+      self->up_->asyncHandshake(false, [self, &rt](std::error_code he) {
         if (self->closed_) return;
-        if (he) {
+        std::string bad =
+            net::clientHandshakeFailure(self->up_->ssl(), he, rt.poolSettings().tls->config());
+        if (!bad.empty()) {
+          if (self->host_) rt.reportResult(*self->host_, 0, true);
           self->stream_info_.setFlag(http::ResponseFlag::UpstreamConnectionFailure);
-          self->stream_info_.upstream_transport_failure_reason = he.message();
+          self->stream_info_.upstream_transport_failure_reason = bad;
           self->close("upstream_tls_failure");
           return;
         }

@@ -156,6 +156,7 @@ void HealthChecker::setHosts(const HostList& hosts) {
 }
 
 void HealthChecker::onResult(Host& h, bool ok) {
+  if (on_check_) on_check_(ok);
   bool was_failed = h.failed_active_hc.load();
   if (ok) {
     h.hc_failures = 0;

@@ -21,6 +21,8 @@ class HealthChecker {
   void setHosts(const HostList& hosts);
   void stop();
   uint64_t attempts() const { return attempts_; }
+  // Called after every check with its outcome (stats: health_check.attempt/success/failure).
+  void setOnCheck(std::function<void(bool ok)> f) { on_check_ = std::move(f); }
   uint64_t failures() const { return failures_; }
 
   class Session;
@@ -33,6 +35,7 @@ class HealthChecker {
   HealthCheckConfig cfg_;
   std::string cluster_name_;
   std::function<void()> on_change_;
+  std::function<void(bool)> on_check_;
   std::vector<std::shared_ptr<Session>> sessions_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   uint64_t attempts_ = 0;

@@ -374,9 +374,10 @@ struct Priorities {
       total += health[p];
     }
     if (total == 0) {
-      // Everything unhealthy: panic on the first non-empty level.
+      // Everything unhealthy: panic on the first non-empty level, unless
+      // healthy_panic_threshold is 0 (panic disabled: no host, 503 UH).
       for (const auto& l : levels) {
-        if (!l.empty()) return {&l, true};
+        if (!l.empty()) return {&l, panic_threshold > 0};
       }
       return {nullptr, false};
     }

@@ -125,6 +125,10 @@ struct Host {
   mutable std::atomic<bool> eds_unhealthy{false};
   mutable std::atomic<bool> outlier_ejected{false};
   mutable std::atomic<uint32_t> active_requests{0};
+  // Per-host request counters for /clusters (router attempts; relaxed).
+  mutable std::atomic<uint64_t> rq_total{0};
+  mutable std::atomic<uint64_t> rq_success{0};  // answered below 500
+  mutable std::atomic<uint64_t> rq_error{0};    // 5xx, reset, connect failure, timeout
   // Outlier detection state.
   mutable std::atomic<uint32_t> consecutive_5xx{0};
   mutable std::atomic<uint32_t> consecutive_gateway_failure{0};
