@@ -205,15 +205,15 @@ std::map<config::ResourceKey, ResourceStatus> ConvergenceTracker::status(
     }
   }
   auto depsOf = [](const xds::ProxyInfo& p, const Gen& g) {
-    if (!g.deps || !g.snapshot) return std::set<config::ResourceKey>{};
+    if (!g.deps || !g.snapshot) return Dependencies{};
     return g.deps->dependencies(p, *g.snapshot);
   };
   for (const auto& v : views) {
     auto latest = depsOf(v.proxy, *v.latest);
-    std::set<config::ResourceKey> accepted, rejected;
+    Dependencies accepted, rejected;
     bool accepted_done = false, rejected_done = false;
     for (const auto& k : keys) {
-      if (!latest.count(k)) continue;
+      if (!latest.contains(k)) continue;
       auto& st = out[k];
       ++st.needed;
       ProxyResourceState ps;
@@ -224,7 +224,7 @@ std::map<config::ResourceKey, ResourceStatus> ConvergenceTracker::status(
           accepted = v.latest->seq == v.accepted->seq ? latest : depsOf(v.proxy, *v.accepted);
           accepted_done = true;
         }
-        if (accepted.count(k)) {
+        if (accepted.contains(k)) {
           ps.state = "ACCEPTED";
           for (const auto& [cv, at] : v.history) {
             if (cv >= st.revision) {
@@ -242,7 +242,7 @@ std::map<config::ResourceKey, ResourceStatus> ConvergenceTracker::status(
               v.latest->seq == v.rejected->gen.seq ? latest : depsOf(v.proxy, v.rejected->gen);
           rejected_done = true;
         }
-        if (rejected.count(k)) {
+        if (rejected.contains(k)) {
           ps.state = "REJECTED";
           ps.type_url = v.rejected->type_url;
           ps.version = v.rejected->version;

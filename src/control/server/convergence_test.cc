@@ -15,13 +15,14 @@ using std::chrono::milliseconds;
 // The real resolver is tested in dependencies_test.cc.
 class FixedDependencies : public DependencyResolver {
  public:
-  explicit FixedDependencies(std::set<ResourceKey> keys) : keys_(std::move(keys)) {}
-  std::set<ResourceKey> dependencies(const xds::ProxyInfo&, const xds::Snapshot&) const override {
-    return keys_;
+  explicit FixedDependencies(std::set<ResourceKey> keys)
+      : keys_(std::make_shared<const std::set<ResourceKey>>(std::move(keys))) {}
+  Dependencies dependencies(const xds::ProxyInfo&, const xds::Snapshot&) const override {
+    return {{keys_}};
   }
 
  private:
-  std::set<ResourceKey> keys_;
+  std::shared_ptr<const std::set<ResourceKey>> keys_;
 };
 
 const std::string kCds{xds::kClusterType};

@@ -5,9 +5,17 @@
 
 #include "control/model/host.h"
 #include "control/model/mesh_model.h"
+#include "control/translate/generate.h"
 #include "control/xds/type_urls.h"
 
 namespace mast::control::server {
+
+bool Dependencies::contains(const config::ResourceKey& key) const {
+  for (const auto& p : parts) {
+    if (p && p->count(key)) return true;
+  }
+  return false;
+}
 
 std::optional<config::ResourceKey> parseResourceRef(const std::string& ref) {
   auto space = ref.find(' ');
@@ -31,16 +39,69 @@ class MeshDependencyResolver final : public DependencyResolver {
   explicit MeshDependencyResolver(std::shared_ptr<const model::MeshModel> model)
       : model_(std::move(model)) {}
 
-  std::set<config::ResourceKey> dependencies(const xds::ProxyInfo& proxy,
-                                             const xds::Snapshot& snapshot) const override {
+  Dependencies dependencies(const xds::ProxyInfo& proxy,
+                            const xds::Snapshot& snapshot) const override {
     std::call_once(index_once_, [this] { buildIndex(); });
+    Dependencies deps;
+    if (proxy.type == xds::ProxyType::kUnknown && !proxy.proxyless) return deps;
+    // Proxies with one share key get the same non-inbound config from the same model (see
+    // translate::MeshIndex), so that part is computed once per key.
+    std::shared_ptr<const std::set<config::ResourceKey>> shared;
+    std::string key = share_keys_->shareKey(proxy);
+    {
+      std::lock_guard lk(memo_mu_);
+      if (auto it = memo_.find(key); it != memo_.end()) shared = it->second;
+    }
+    if (!shared) {
+      shared = std::make_shared<const std::set<config::ResourceKey>>(outbound(proxy, snapshot));
+      std::lock_guard lk(memo_mu_);
+      memo_.emplace(key, shared);
+    }
+    deps.parts.push_back(std::move(shared));
+    bool router = proxy.type == xds::ProxyType::kRouter && !proxy.proxyless;
+    if (router || proxy.proxyless) return deps;
+    std::set<config::ResourceKey> out;
+    // A sidecar's own services (inbound): their definitions, its workload, their rules.
+    std::string ns = proxy.namespace_.empty() ? "default" : proxy.namespace_;
+    std::vector<std::string> ips = proxy.ips;
+    if (ips.empty() && !proxy.ip.empty()) ips.push_back(proxy.ip);
+    for (const auto& ip : ips) {
+      auto it = by_ip_.find(ip);
+      if (it == by_ip_.end()) continue;
+      for (const auto& [svc, workload] : it->second) {
+        if (workload) out.insert(*workload);
+        addService(*svc, ns, proxy.labels, out);
+      }
+    }
+    if (!out.empty())
+      deps.parts.push_back(std::make_shared<const std::set<config::ResourceKey>>(std::move(out)));
+    return deps;
+  }
+
+ private:
+  void addService(const model::Service& svc, const std::string& ns, const model::Labels& labels,
+                  std::set<config::ResourceKey>& out) const {
+    if (auto it = by_service_.find(&svc); it != by_service_.end()) {
+      out.insert(it->second.keys.begin(), it->second.keys.end());
+    }
+    if (auto dr = model_->destinationRule(ns, labels, svc)) {
+      for (const auto& src : dr->sources) {
+        auto slash = src.find('/');
+        if (slash == std::string::npos) continue;
+        out.insert({config::Kind::kDestinationRule, src.substr(0, slash), src.substr(slash + 1)});
+      }
+    }
+  }
+
+  // Everything but the inbound side: the services the proxy has outbound clusters for, their
+  // rules, and the routing resources that decide the proxy's routes.
+  std::set<config::ResourceKey> outbound(const xds::ProxyInfo& proxy,
+                                         const xds::Snapshot& snapshot) const {
     const auto& mesh = *model_;
     std::set<config::ResourceKey> out;
     std::string ns = proxy.namespace_.empty() ? "default" : proxy.namespace_;
     bool router = proxy.type == xds::ProxyType::kRouter && !proxy.proxyless;
-    if (proxy.type == xds::ProxyType::kUnknown && !proxy.proxyless) return out;
 
-    // Services the proxy has clusters for.
     std::set<std::string> hosts;
     if (const auto* clusters = snapshot.find(xds::kClusterType)) {
       for (const auto& [name, _] : clusters->resources) {
@@ -49,33 +110,8 @@ class MeshDependencyResolver final : public DependencyResolver {
         hosts.insert(name.substr(last + 1));
       }
     }
-    std::vector<const model::Service*> services;
     for (const auto& h : hosts) {
-      if (const auto* svc = mesh.findService(h, ns)) services.push_back(svc);
-    }
-    if (!router && !proxy.proxyless) {  // a sidecar's own services (inbound)
-      std::vector<std::string> ips = proxy.ips;
-      if (ips.empty() && !proxy.ip.empty()) ips.push_back(proxy.ip);
-      for (const auto& ip : ips) {
-        auto it = by_ip_.find(ip);
-        if (it == by_ip_.end()) continue;
-        for (const auto& [svc, workload] : it->second) {
-          services.push_back(svc);
-          if (workload) out.insert(*workload);
-        }
-      }
-    }
-    for (const auto* svc : services) {
-      if (auto it = by_service_.find(svc); it != by_service_.end()) {
-        out.insert(it->second.keys.begin(), it->second.keys.end());
-      }
-      if (auto dr = mesh.destinationRule(ns, proxy.labels, *svc)) {
-        for (const auto& src : dr->sources) {
-          auto slash = src.find('/');
-          if (slash == std::string::npos) continue;
-          out.insert({config::Kind::kDestinationRule, src.substr(0, slash), src.substr(slash + 1)});
-        }
-      }
+      if (const auto* svc = mesh.findService(h, ns)) addService(*svc, ns, proxy.labels, out);
     }
 
     // VirtualServices (and the Gateways / Sidecar that decide which ones).
@@ -115,7 +151,6 @@ class MeshDependencyResolver final : public DependencyResolver {
     return out;
   }
 
- private:
   // The VirtualService and, recursively, the delegates its http routes name.
   void addVirtualService(const config::ResourceKey& key,
                          const istio::networking::v1alpha3::VirtualService& spec,
@@ -138,6 +173,7 @@ class MeshDependencyResolver final : public DependencyResolver {
   // Per service: its defining resource and the workloads behind its endpoints; per IP: the
   // services that IP is an endpoint of (a sidecar's inbound side).
   void buildIndex() const {
+    share_keys_ = std::make_unique<translate::MeshIndex>(*model_);
     for (const auto& svc : model_->registry().services()) {
       auto& deps = by_service_[svc.get()];
       if (auto key = parseResourceRef(svc->source)) deps.keys.insert(*key);
@@ -165,6 +201,9 @@ class MeshDependencyResolver final : public DependencyResolver {
 
   std::shared_ptr<const model::MeshModel> model_;
   mutable std::once_flag index_once_;
+  mutable std::unique_ptr<translate::MeshIndex> share_keys_;
+  mutable std::mutex memo_mu_;
+  mutable std::map<std::string, std::shared_ptr<const std::set<config::ResourceKey>>> memo_;
   mutable std::map<const model::Service*, ServiceDeps> by_service_;
   mutable std::map<
       std::string,

@@ -32,12 +32,19 @@ class MeshModel;
 
 namespace mast::control::server {
 
+// A union of key sets; the big part is shared by every proxy of one shape, so a status query
+// over many proxies copies nothing per proxy.
+struct Dependencies {
+  std::vector<std::shared_ptr<const std::set<config::ResourceKey>>> parts;
+  bool contains(const config::ResourceKey& key) const;
+};
+
 class DependencyResolver {
  public:
   virtual ~DependencyResolver() = default;
   // The resources `proxy`'s `snapshot` (generated from this resolver's model) depends on.
-  virtual std::set<config::ResourceKey> dependencies(const xds::ProxyInfo& proxy,
-                                                     const xds::Snapshot& snapshot) const = 0;
+  virtual Dependencies dependencies(const xds::ProxyInfo& proxy,
+                                    const xds::Snapshot& snapshot) const = 0;
 };
 
 // The rule above over one immutable MeshModel (kept alive by the resolver).

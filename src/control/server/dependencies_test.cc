@@ -105,7 +105,7 @@ class DependenciesTest : public ::testing::Test {
     for (const auto& e : store_.applyFile(file, yaml)) ADD_FAILURE() << e.toString();
   }
   // Generates the proxy's config with mastd's generator and asks the resolver about it.
-  std::set<ResourceKey> deps(const xds::ProxyInfo& p) {
+  Dependencies deps(const xds::ProxyInfo& p) {
     auto gen = makeIstioGenerator();
     gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
     auto snap = gen->generate(p);
@@ -137,37 +137,37 @@ ResourceKey key(Kind k, const std::string& name) { return {k, "default", name}; 
 
 TEST_F(DependenciesTest, SidecarNeedsMeshRoutesRulesServicesAndWorkloadsItReaches) {
   auto d = deps(sidecar("productpage", "10.0.0.10"));
-  EXPECT_TRUE(d.count(key(Kind::kVirtualService, "reviews")));
-  EXPECT_TRUE(d.count(key(Kind::kDestinationRule, "reviews")));
-  EXPECT_TRUE(d.count(key(Kind::kServiceEntry, "reviews")));
-  EXPECT_TRUE(d.count(key(Kind::kServiceEntry, "details")));
-  EXPECT_TRUE(d.count(key(Kind::kWorkloadEntry, "reviews-v2")));
+  EXPECT_TRUE(d.contains(key(Kind::kVirtualService, "reviews")));
+  EXPECT_TRUE(d.contains(key(Kind::kDestinationRule, "reviews")));
+  EXPECT_TRUE(d.contains(key(Kind::kServiceEntry, "reviews")));
+  EXPECT_TRUE(d.contains(key(Kind::kServiceEntry, "details")));
+  EXPECT_TRUE(d.contains(key(Kind::kWorkloadEntry, "reviews-v2")));
   // Its own service and workload (inbound).
-  EXPECT_TRUE(d.count(key(Kind::kServiceEntry, "productpage")));
-  EXPECT_TRUE(d.count(key(Kind::kWorkloadEntry, "productpage-v1")));
+  EXPECT_TRUE(d.contains(key(Kind::kServiceEntry, "productpage")));
+  EXPECT_TRUE(d.contains(key(Kind::kWorkloadEntry, "productpage-v1")));
   // Gateway-bound routing is not a sidecar's business.
-  EXPECT_FALSE(d.count(key(Kind::kGateway, "bookinfo-gateway")));
-  EXPECT_FALSE(d.count(key(Kind::kVirtualService, "bookinfo")));
-  EXPECT_FALSE(d.count(key(Kind::kVirtualService, "bookinfo-api")));
+  EXPECT_FALSE(d.contains(key(Kind::kGateway, "bookinfo-gateway")));
+  EXPECT_FALSE(d.contains(key(Kind::kVirtualService, "bookinfo")));
+  EXPECT_FALSE(d.contains(key(Kind::kVirtualService, "bookinfo-api")));
 }
 
 TEST_F(DependenciesTest, GatewayNeedsItsGatewayBoundRoutesAndTheirDelegates) {
   auto d = deps(gateway());
-  EXPECT_TRUE(d.count(key(Kind::kGateway, "bookinfo-gateway")));
-  EXPECT_TRUE(d.count(key(Kind::kVirtualService, "bookinfo")));
-  EXPECT_TRUE(d.count(key(Kind::kVirtualService, "bookinfo-api")));
+  EXPECT_TRUE(d.contains(key(Kind::kGateway, "bookinfo-gateway")));
+  EXPECT_TRUE(d.contains(key(Kind::kVirtualService, "bookinfo")));
+  EXPECT_TRUE(d.contains(key(Kind::kVirtualService, "bookinfo-api")));
   // Gateways have clusters for every service, so every service's rules.
-  EXPECT_TRUE(d.count(key(Kind::kDestinationRule, "reviews")));
-  EXPECT_TRUE(d.count(key(Kind::kServiceEntry, "productpage")));
-  EXPECT_FALSE(d.count(key(Kind::kVirtualService, "reviews")));  // bound to mesh only
+  EXPECT_TRUE(d.contains(key(Kind::kDestinationRule, "reviews")));
+  EXPECT_TRUE(d.contains(key(Kind::kServiceEntry, "productpage")));
+  EXPECT_FALSE(d.contains(key(Kind::kVirtualService, "reviews")));  // bound to mesh only
 }
 
 TEST_F(DependenciesTest, GatewayNotSelectedNeedsNoGatewayResources) {
   auto p = gateway();
   p.labels = {{"istio", "egressgateway"}};
   auto d = deps(p);
-  EXPECT_FALSE(d.count(key(Kind::kGateway, "bookinfo-gateway")));
-  EXPECT_FALSE(d.count(key(Kind::kVirtualService, "bookinfo")));
+  EXPECT_FALSE(d.contains(key(Kind::kGateway, "bookinfo-gateway")));
+  EXPECT_FALSE(d.contains(key(Kind::kVirtualService, "bookinfo")));
 }
 
 TEST_F(DependenciesTest, SidecarEgressScopeDecidesWhatIsNeeded) {
@@ -179,17 +179,17 @@ spec:
   egress: [{hosts: ["./details.default.svc.cluster.local"]}]
 )");
   auto d = deps(sidecar("productpage", "10.0.0.10"));
-  EXPECT_TRUE(d.count(key(Kind::kSidecar, "default")));
-  EXPECT_TRUE(d.count(key(Kind::kServiceEntry, "details")));
-  EXPECT_FALSE(d.count(key(Kind::kVirtualService, "reviews")));
-  EXPECT_FALSE(d.count(key(Kind::kDestinationRule, "reviews")));
-  EXPECT_FALSE(d.count(key(Kind::kWorkloadEntry, "reviews-v2")));
+  EXPECT_TRUE(d.contains(key(Kind::kSidecar, "default")));
+  EXPECT_TRUE(d.contains(key(Kind::kServiceEntry, "details")));
+  EXPECT_FALSE(d.contains(key(Kind::kVirtualService, "reviews")));
+  EXPECT_FALSE(d.contains(key(Kind::kDestinationRule, "reviews")));
+  EXPECT_FALSE(d.contains(key(Kind::kWorkloadEntry, "reviews-v2")));
 }
 
 TEST_F(DependenciesTest, WorkloadEntriesBehindTheProxyOwnServiceAreNeeded) {
   auto d = deps(sidecar("reviews", "10.0.0.31"));
-  EXPECT_TRUE(d.count(key(Kind::kWorkloadEntry, "reviews-v1")));
-  EXPECT_TRUE(d.count(key(Kind::kServiceEntry, "reviews")));
+  EXPECT_TRUE(d.contains(key(Kind::kWorkloadEntry, "reviews-v1")));
+  EXPECT_TRUE(d.contains(key(Kind::kServiceEntry, "reviews")));
 }
 
 TEST(ParseResourceRefTest, RegistryOrigins) {
