@@ -1,5 +1,7 @@
 #include "http/http1/codec.h"
 
+#include <cstring>
+
 #include <charconv>
 
 namespace mast::http1 {
@@ -184,13 +186,16 @@ size_t ParserBase::execute(const char* data, size_t len) {
 }
 
 bool ParserBase::scanHeaderBlock(const char* data, size_t len) {
-  for (size_t i = 0; i < len; ++i) {
+  // Byte-exact rules, but only field names are walked byte by byte: the request line and the
+  // values are skipped with memchr (most of a header block), checking only that a CR is
+  // followed by LF. State carries across calls, since a block may arrive in pieces.
+  size_t i = 0;
+  while (i < len) {
     char c = data[i];
-    if (c == '\n' && prev_byte_ != '\r') return false;
-    if (prev_byte_ == '\r' && c != '\n') return false;
-    prev_byte_ = c;
+    if (prev_byte_ == '\r' && c != '\n') return false;  // bare CR
     if (c == '\n') {
-      if (line_pos_ == 1) {  // the empty line (just CR) ends the header block
+      if (prev_byte_ != '\r') return false;  // bare LF
+      if (line_pos_ == 1) {                  // the empty line (just CR) ends the header block
         line_pos_ = 0;
         first_line_ = true;
         seen_colon_ = false;
@@ -200,14 +205,38 @@ bool ParserBase::scanHeaderBlock(const char* data, size_t len) {
       line_pos_ = 0;
       first_line_ = false;
       seen_colon_ = false;
+      prev_byte_ = c;
+      ++i;
       continue;
     }
-    if (!first_line_ && !seen_colon_) {
+    if (!first_line_ && !seen_colon_ && c != '\r') {
       // obs-fold (a continuation line) and whitespace inside/after a field name are rejected.
       if (c == ' ' || c == '\t') return false;
       if (c == ':') seen_colon_ = true;
+      prev_byte_ = c;
+      ++line_pos_;
+      ++i;
+      continue;
     }
-    ++line_pos_;
+    // Request line or value: jump to the end of the line (or of the input).
+    const char* from = data + i;
+    size_t rest = len - i;
+    const char* nl = static_cast<const char*>(std::memchr(from, '\n', rest));
+    size_t span = nl ? static_cast<size_t>(nl - from) : rest;  // bytes before the LF
+    const char* cr = static_cast<const char*>(std::memchr(from, '\r', span));
+    if (cr && cr + 1 != from + span) return false;  // a CR not right before the LF
+    if (cr && !nl && cr + 1 == data + len) {
+      // The input ends on CR: the next byte must be LF (checked on the next call).
+    }
+    if (span == 0) {  // c is '\r' right before an LF
+      prev_byte_ = c;
+      ++line_pos_;
+      ++i;
+      continue;
+    }
+    line_pos_ += static_cast<uint32_t>(span);
+    prev_byte_ = from[span - 1];
+    i += span;
   }
   return true;
 }
@@ -215,6 +244,7 @@ bool ParserBase::scanHeaderBlock(const char* data, size_t len) {
 int ParserBase::onMessageBegin(http_parser* p) {
   auto* self = static_cast<ParserBase*>(p->data);
   self->headers_.clear();
+  self->headers_.entries().reserve(16);  // moved out per message: one allocation, not a series
   self->url_.clear();
   self->field_.clear();
   self->value_.clear();
@@ -536,9 +566,6 @@ void ClientCodec::messageComplete() {
     return;
   }
   message_done_ = true;
-  // 101: no pause, so that execute() hands the bytes behind the head (already tunnel data
-  // when they arrive in the same read) to onData.
-  if (raw_) return;
   if (has_body_) {
     addPendingHeader();
     if (!headers_.empty()) {
