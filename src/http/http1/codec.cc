@@ -566,6 +566,9 @@ void ClientCodec::messageComplete() {
     return;
   }
   message_done_ = true;
+  // 101: no pause, so that execute() hands the bytes behind the head (already tunnel data
+  // when they arrive in the same read) to onData.
+  if (raw_) return;
   if (has_body_) {
     addPendingHeader();
     if (!headers_.empty()) {
