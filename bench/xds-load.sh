@@ -11,7 +11,8 @@
 #   PERF=1 RUNS=1 bench/xds-load.sh             # + perf record -g of mastd (perf.data in OUT)
 #
 # Environment: BUILD (build dir, default build), PROXIES, SERVICES, EPS, NAMESPACES, ROUTED_EVERY,
-# RUNS, ROUNDS, SCOPE, DEADLINE (s per run), OUT (results dir, default a temp dir), PERF.
+# RUNS, ROUNDS, SCOPE, DEADLINE (s per run), PHASE_TIMEOUT (s per phase: sync, each change),
+# OUT (results dir, default a temp dir), PERF.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -23,7 +24,8 @@ ROUTED_EVERY=${ROUTED_EVERY:-10}
 RUNS=${RUNS:-3}
 ROUNDS=${ROUNDS:-3}
 SCOPE=${SCOPE:-0}
-DEADLINE=${DEADLINE:-600}
+DEADLINE=${DEADLINE:-900}
+PHASE_TIMEOUT=${PHASE_TIMEOUT:-120}
 PERF=${PERF:-0}
 OUT=${OUT:-$(mktemp -d /tmp/mast-xds-load.XXXXXX)}
 mkdir -p "$OUT"
@@ -78,7 +80,7 @@ for run in $(seq 1 "$RUNS"); do
   rc=0
   timeout --kill-after=10 "$((DEADLINE + 20))" "$BUILD/bin/mast-xds-load" run --xds "$xds" \
     --http "$http" --mastd-pid "$MASTD_PID" --proxies "$PROXIES" --rounds "$ROUNDS" \
-    --deadline "$DEADLINE" --json "$OUT/result-$run.json" "${shape[@]}" || rc=$?
+    --deadline "$DEADLINE" --phase-timeout "$PHASE_TIMEOUT" --json "$OUT/result-$run.json" "${shape[@]}" || rc=$?
   if [[ -n $PERF_PID ]]; then kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=; fi
   kill "$MASTD_PID" 2>/dev/null; wait "$MASTD_PID" 2>/dev/null || true
   MASTD_PID=

@@ -220,13 +220,17 @@ class Driver {
     }
 
     // --- VirtualService change ---------------------------------------------------------------
+    // Needed by the proxies that import the service (all of them without Sidecar scoping).
+    auto svc = serviceAt(o_.shape, kChangedService);
+    std::string cluster_v = "outbound|8080||" + svc.host;
+    auto imports = [&](SimProxy& p) { return p.subscribesEds(cluster_v); };
     std::vector<double> vs_ms;
     json vs_rounds = json::array();
     bool vs_ok = true;
     for (int r = 0; r < o_.rounds; ++r) {
       int weight = r % 2 == 0 ? 10 : 90;
       auto yaml = virtualServiceYaml(o_.shape, kChangedService, weight);
-      auto round = change(kRds, nullptr, [&] { return apply(yaml); });
+      auto round = change(kRds, imports, [&] { return apply(yaml); });
       vs_ok = vs_ok && round.ok;
       vs_ms.insert(vs_ms.end(), round.ms.begin(), round.ms.end());
       vs_rounds.push_back(round.toJson());
@@ -237,8 +241,6 @@ class Driver {
     result["vs_rounds"] = vs_rounds;
 
     // --- Endpoint-only change ----------------------------------------------------------------
-    auto svc = serviceAt(o_.shape, kChangedService);
-    std::string cluster_v = "outbound|8080||" + svc.host;
     std::vector<double> ep_ms;
     json ep_rounds = json::array();
     bool ep_ok = true;
@@ -246,9 +248,7 @@ class Driver {
     for (int r = 0; r < o_.rounds; ++r) {
       std::string addr = r % 2 == 0 ? fmt::format("10.250.0.{}", r + 1) : std::string();
       auto yaml = workloadEntryYaml(o_.shape, kChangedService, k, addr);
-      auto round = change(
-          kEds, [&](SimProxy& p) { return p.subscribesEds(cluster_v); },
-          [&] { return apply(yaml); });
+      auto round = change(kEds, imports, [&] { return apply(yaml); });
       bool clean = round.others[kCds] == 0 && round.others[kLds] == 0 && round.others[kRds] == 0;
       ep_ok = ep_ok && round.ok && clean;
       ep_ms.insert(ep_ms.end(), round.ms.begin(), round.ms.end());
@@ -402,6 +402,7 @@ void addShape(CLI::App* app, MeshShape& s) {
 
 int main(int argc, char** argv) {
   using namespace mast::bench;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines survive the deadline's _Exit
   CLI::App app{"mast-xds-load: simulated sidecars against mastd"};
   app.require_subcommand(1);
   MeshShape gen_shape;
@@ -410,7 +411,7 @@ int main(int argc, char** argv) {
   gen->add_option("--dir", dir)->required();
   addShape(gen, gen_shape);
   RunOptions ro;
-  int deadline_s = 600;
+  int deadline_s = 900;
   auto* run = app.add_subcommand("run", "Simulate proxies and measure");
   addShape(run, ro.shape);
   run->add_option("--xds", ro.xds, "mastd ADS address")->capture_default_str();
