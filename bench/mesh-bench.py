@@ -254,6 +254,9 @@ def measure(label, url, a, pids=None):
     wall = time.monotonic() - t0
     res = {"wall": wall}
     if pids:
+        if sidecar_pids() != pids:
+            raise RuntimeError("a mast-proxy or mast-agent was restarted during the measurement "
+                               "(agent logs in %s)" % WORK)
         res["cpu"] = {key: cpu_seconds(pids[key[0]][key[1]]) - v for key, v in before.items()}
         res["rss_loaded"] = {s: rss_mb(d["proxy"]) for s, d in pids.items()}
     lat, errors = [], 0
@@ -297,9 +300,21 @@ def start_sidecars(a):
         "http://%s:%d/" % (SERVICE, PORT), ns=CLIENT, check=False).stdout == "200", 30)
 
 
+def proxy_exits(side):
+    """Exit codes of mast-proxy that its agent logged (crashes, restarts, the final exit)."""
+    codes = []
+    with open(os.path.join(WORK, "agent-%s.log" % side)) as f:
+        for line in f:
+            if "mast-proxy" in line and "exited with code" in line:
+                codes.append(int(line.split("exited with code")[1].split(";")[0].split()[0]))
+    return codes
+
+
 def stop_sidecars():
+    """Stop both agents; returns the non-zero exit codes of their proxies (crash at shutdown)."""
     stop("agent-client")
     stop("agent-server")
+    bad = {side: [c for c in proxy_exits(side) if c != 0] for side in ("client", "server")}
     for ns in (CLIENT, SERVER):
         left = pids_named(ns, "mast-proxy") + pids_named(ns, "mast-agent")
         for pid in left:
@@ -307,6 +322,7 @@ def stop_sidecars():
         nat = sh("iptables-save", "-t", "nat", ns=ns, check=False).stdout
         if "REDIRECT" in nat:
             raise RuntimeError("capture rules left in %s after the agent stopped:\n%s" % (ns, nat))
+    return {side: codes for side, codes in bad.items() if codes}
 
 
 def fmt_spread(vals, unit_fmt="%.3f"):
@@ -360,7 +376,10 @@ def run(a):
         log("rep %d/%d: mesh %s (client sidecar -> server sidecar -> nginx)" % (rep, a.reps, mesh_url))
         m = measure("mesh-%d" % rep, mesh_url, a, pids)
         m["rss_idle"], m["agent_rss"] = idle, agent_rss
-        stop_sidecars()
+        crashed = stop_sidecars()
+        if crashed:
+            log("warning: mast-proxy exit codes at shutdown (SIGTERM): %s (134 = abort)" % crashed)
+        m["shutdown_exits"] = crashed
         results.append((d, m))
         per_k = m["rps"] / 1000.0
         log("rep %d: direct p50/p90/p99 %.3f/%.3f/%.3f ms, mesh %.3f/%.3f/%.3f ms, %.0f rps, "
@@ -405,6 +424,10 @@ def report(results, a):
     errs = sum(d["errors"] + m["errors"] for d, m in results)
     print("\n%d requests measured per path per repetition (~%d s each), %d non-200 responses" % (
         results[0][1]["n"], a.duration, errs))
+    crashes = [m["shutdown_exits"] for d, m in results if m["shutdown_exits"]]
+    if crashes:
+        print("mast-proxy did not exit cleanly on SIGTERM in %d of %d repetitions: %s" % (
+            len(crashes), len(results), crashes))
     p90 = statistics.median(col(lambda d, m: m["p90"] - d["p90"]))
     cpu = max(statistics.median(col(lambda d, m, s=s: m["cpu"][(s, "proxy")] / m["wall"] / (m["rps"] / 1000.0)))
               for s in ("client", "server"))
@@ -436,7 +459,9 @@ def demo_time(a):
             src = alt[0]
             log("%s taken from %s" % (b, src))
         os.symlink(src, os.path.join(bindir, b))
-    env = dict(os.environ, MAST_BIN=bindir, MAST_DEMO_DIR=workdir, PYTHONUNBUFFERED="1")
+    # The demo empties its MAST_DEMO_DIR at start, so it gets a directory of its own.
+    env = dict(os.environ, MAST_BIN=bindir, MAST_DEMO_DIR=os.path.join(workdir, "demo"),
+               PYTHONUNBUFFERED="1")
     out = open(os.path.join(workdir, "demo-up.log"), "w")
     t0 = time.monotonic()
     p = subprocess.Popen([os.path.join(BIN, "mastctl"), "demo", "up"], stdout=out,
@@ -500,6 +525,7 @@ def main():
     # Bounded: the whole run stops by itself, whatever happens.
     bound = 120 + a.reps * (2 * (a.duration + a.warmup) + 120)
     atexit.register(down)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(1))
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("mesh-bench: over its %d s bound, stopping" % bound))
