@@ -333,7 +333,10 @@ class AdsStream : public grpc::ServerBidiReactor<Req, Resp>,
       std::lock_guard lock(mu_);
       if (writing_ || finishing() || !identified_) return;
       auto snapshot = impl_->cache.getSnapshot(proxy_.id);
-      write_buf_.Clear();
+      // Free the previous response rather than Clear() it: Clear keeps every Any's capacity,
+      // so each idle stream would hold on to its largest response (about 1 MB per sidecar in
+      // a 1,000-service mesh).
+      write_buf_ = Resp();
       if (!nextResponseLocked(snapshot.get(), write_buf_)) return;
       writing_ = true;
     }
