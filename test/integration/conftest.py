@@ -307,3 +307,126 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+# === Helpers for the test_proxy_*.py feature tests ===
+
+
+def raw_exchange(port, data, timeout=3.0, host="127.0.0.1", chunks=None):
+    """Sends raw bytes (or the list `chunks`, one send each), reads until the peer closes or
+    `timeout` passes. Returns (bytes read, whether the peer closed the connection)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    for c in (chunks if chunks is not None else [data]):
+        s.sendall(c)
+    out = []
+    closed = False
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            s.settimeout(max(0.01, deadline - time.time()))
+            b = s.recv(65536)
+            if not b:
+                closed = True
+                break
+            out.append(b)
+    except socket.timeout:
+        pass
+    except ConnectionResetError:
+        closed = True
+    s.close()
+    return b"".join(out), closed
+
+
+def access_log_hcm(path, fmt="%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%"
+                              " %UPSTREAM_HOST% %UPSTREAM_CLUSTER%\\n"):
+    """An hcm_extra snippet for basic_config: a file access log with `fmt` at `path`."""
+    return """          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: %s
+              log_format: { text_format_source: { inline_string: "%s" } }
+""" % (path, fmt)
+
+
+def wait_for_lines(path, count, timeout=4.0):
+    """The access log's lines once it has at least `count` (the proxy flushes about once a
+    second); fails after `timeout`."""
+    deadline = time.time() + timeout
+    lines = []
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = [l for l in f.read().splitlines() if l]
+            if len(lines) >= count:
+                return lines
+        time.sleep(0.05)
+    raise AssertionError("access log %s has %d lines, wanted %d: %r" % (path, len(lines), count,
+                                                                        lines))
+
+
+def wait_until(predicate, timeout=5.0, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def make_certs(d):
+    """Test PKI generated with openssl into directory `d` (never committed): a CA, a server
+    certificate for localhost/server.test/127.0.0.1, a client certificate signed by the CA, and a
+    second CA with its own client certificate (untrusted by the first). Returns name → path."""
+    d = str(d)
+    p = lambda n: os.path.join(d, n)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+    def ca(name):
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", p(name + ".key"), "-out", p(name + ".crt"), "-days", "2",
+            "-subj", "/CN=" + name)
+
+    def leaf(name, ca_name, cn, san):
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", p(name + ".key"), "-out", p(name + ".csr"), "-subj", "/CN=" + cn)
+        with open(p(name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\n" % san)
+        run("x509", "-req", "-in", p(name + ".csr"), "-CA", p(ca_name + ".crt"),
+            "-CAkey", p(ca_name + ".key"), "-CAcreateserial", "-out", p(name + ".crt"),
+            "-days", "2", "-extfile", p(name + ".ext"))
+
+    ca("ca")
+    ca("other-ca")
+    leaf("server", "ca", "server.test", "DNS:localhost,DNS:server.test,IP:127.0.0.1")
+    leaf("client", "ca", "client.test", "DNS:client.test,URI:spiffe://test/client")
+    leaf("other-client", "other-ca", "intruder", "DNS:intruder.test")
+    return {n: p(n) for n in os.listdir(d)}
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def proxies(tmp_path):
+    """Like `proxy`, for tests that run several proxies: each gets its own directory."""
+    started = []
+
+    def make(config, **kw):
+        d = tmp_path / ("proxy%d" % len(started))
+        d.mkdir()
+        p = Proxy(d, config, **kw)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
