@@ -280,15 +280,16 @@ def measure(label, url, a, pids=None):
     return res
 
 
-def start_sidecars(a):
+def start_sidecars(a, rep):
     agent = os.path.join(BIN, "mast-agent")
     for side, ns, ip, app in (("client", CLIENT, CLIENT_IP, "bench-client"),
                               ("server", SERVER, SERVER_IP, SERVICE)):
-        start("agent-" + side, [agent, "proxy", "sidecar", "--discovery-address", HUB_IP + ":15010",
+        start("agent-%s-%d" % (side, rep), [agent, "proxy", "sidecar", "--discovery-address", HUB_IP + ":15010",
                                 "--workload", "%s-v1.default" % app, "--ip", ip,
                                 "--labels", "app=%s,version=v1" % app, "--service-account", app,
                                 "--concurrency", a.concurrency, "--drain-time-s", "1",
-                                "--capture", "--work-dir", os.path.join(WORK, side)], ns)
+                                "--capture", "--work-dir", os.path.join(WORK, side)]
+              + (["--proxy-bin", a.proxy_bin] if a.proxy_bin else []), ns)
     for ns in (CLIENT, SERVER):
         r = sh(agent, "wait", "--timeout", "60s", ns=ns, check=False, timeout=90)
         if r.returncode != 0:
@@ -300,21 +301,21 @@ def start_sidecars(a):
         "http://%s:%d/" % (SERVICE, PORT), ns=CLIENT, check=False).stdout == "200", 30)
 
 
-def proxy_exits(side):
+def proxy_exits(side, rep):
     """Exit codes of mast-proxy that its agent logged (crashes, restarts, the final exit)."""
     codes = []
-    with open(os.path.join(WORK, "agent-%s.log" % side)) as f:
+    with open(os.path.join(WORK, "agent-%s-%d.log" % (side, rep))) as f:
         for line in f:
             if "mast-proxy" in line and "exited with code" in line:
                 codes.append(int(line.split("exited with code")[1].split(";")[0].split()[0]))
     return codes
 
 
-def stop_sidecars():
+def stop_sidecars(rep):
     """Stop both agents; returns the non-zero exit codes of their proxies (crash at shutdown)."""
-    stop("agent-client")
-    stop("agent-server")
-    bad = {side: [c for c in proxy_exits(side) if c != 0] for side in ("client", "server")}
+    stop("agent-client-%d" % rep)
+    stop("agent-server-%d" % rep)
+    bad = {side: [c for c in proxy_exits(side, rep) if c != 0] for side in ("client", "server")}
     for ns in (CLIENT, SERVER):
         left = pids_named(ns, "mast-proxy") + pids_named(ns, "mast-agent")
         for pid in left:
@@ -368,15 +369,18 @@ def run(a):
         log("rep %d/%d: direct %s, %d s at %d rps over %d connections" % (
             rep, a.reps, direct_url, a.duration, a.rps, a.conns))
         d = measure("direct-%d" % rep, direct_url, a)
-        start_sidecars(a)
+        start_sidecars(a, rep)
         pids = sidecar_pids()
-        time.sleep(1)
+        # Idle cost: both sidecars ready, no traffic, for a few seconds.
+        c0, t0 = {s: cpu_seconds(x["proxy"]) for s, x in pids.items()}, time.monotonic()
+        time.sleep(a.idle)
+        idle_cpu = {s: (cpu_seconds(x["proxy"]) - c0[s]) / (time.monotonic() - t0) for s, x in pids.items()}
         idle = {s: rss_mb(x["proxy"]) for s, x in pids.items()}
         agent_rss = {s: rss_mb(x["agent"]) for s, x in pids.items()}
         log("rep %d/%d: mesh %s (client sidecar -> server sidecar -> nginx)" % (rep, a.reps, mesh_url))
         m = measure("mesh-%d" % rep, mesh_url, a, pids)
-        m["rss_idle"], m["agent_rss"] = idle, agent_rss
-        crashed = stop_sidecars()
+        m["rss_idle"], m["agent_rss"], m["idle_cpu"] = idle, agent_rss, idle_cpu
+        crashed = stop_sidecars(rep)
         if crashed:
             log("warning: mast-proxy exit codes at shutdown (SIGTERM): %s (134 = abort)" % crashed)
         m["shutdown_exits"] = crashed
@@ -406,6 +410,8 @@ def report(results, a):
         rows.append(("%s mast-proxy vCPU per 1k rps" % side,
                      col(lambda d, m, s=side: m["cpu"][(s, "proxy")] / m["wall"] / (m["rps"] / 1000.0)),
                      "%.4f"))
+        rows.append(("%s mast-proxy vCPU idle (no traffic)" % side,
+                     col(lambda d, m, s=side: m["idle_cpu"][s]), "%.4f"))
         rows.append(("%s mast-agent vCPU per 1k rps" % side,
                      col(lambda d, m, s=side: m["cpu"][(s, "agent")] / m["wall"] / (m["rps"] / 1000.0)),
                      "%.4f"))
@@ -509,6 +515,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="repetitions, median reported (3)")
     ap.add_argument("--rps", type=int, default=1000, help="total request rate (1000)")
     ap.add_argument("--conns", type=int, default=4, help="connections (4)")
+    ap.add_argument("--idle", type=int, default=3, help="seconds of idle CPU sampling per rep (3)")
+    ap.add_argument("--proxy-bin", help="mast-proxy to measure (default: the one beside mast-agent)")
     ap.add_argument("--concurrency", type=int, default=2, help="proxy worker threads (2, as Istio's test)")
     ap.add_argument("--keep", action="store_true", help="keep logs and request logs after success")
     ap.add_argument("--timeout", type=int, default=120, help="demo-time: give up after (120 s)")
