@@ -27,6 +27,7 @@ bridge and the iptables rules with them. Needs root, h2load (nghttp2-client) and
 """
 import argparse
 import atexit
+import hashlib
 import os
 import shutil
 import signal
@@ -342,6 +343,11 @@ def run(a):
     for b in ("mastd", "mastctl", "mast-agent", "mast-proxy"):
         if not os.access(os.path.join(BIN, b), os.X_OK):
             sys.exit("mesh-bench: %s/%s is missing (scripts/build.sh %s)" % (BIN, b, b))
+    proxy = a.proxy_bin or os.path.join(BIN, "mast-proxy")
+    with open(proxy, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    log("mast-proxy: %s (built %s UTC, sha256 %s)" % (
+        proxy, time.strftime("%Y-%m-%d %H:%M", time.gmtime(os.stat(proxy).st_mtime)), digest))
     WORK = tempfile.mkdtemp(prefix="mast-mesh-bench.")
     os.chmod(WORK, 0o755)  # mast-proxy runs as uid 1337 and reads its bootstrap from here
     log("logs and request logs in " + WORK)
