@@ -26,7 +26,10 @@ int main(int argc, char** argv) {
   apply->callback(
       [&] { rc = mast::cli::apply(g, apply_files, dry_run, std::cin, std::cout, std::cerr); });
 
-  auto* get = app.add_subcommand("get", "Show resources");
+  auto* get = app.add_subcommand(
+      "get",
+      "Show resources, each with its convergence status: how many of the connected proxies that "
+      "need it have accepted it, which rejected it and why, and the time from write to last ACK");
   std::string kind, name, ns, output;
   bool all_ns = false;
   get->add_option("kind", kind, "Resource kind (virtualservice, vs, destinationrule, dr, ...)")

@@ -52,8 +52,9 @@ struct Ctx {
   std::string ns;                    // the proxy's config namespace
   std::string dns_domain;            // "<ns>.svc.cluster.local" unless the node id says otherwise
   bool allow_any = true;             // outbound traffic policy (mesh, overridden by Sidecar)
-  std::vector<VisiblePort> ports;    // in scope, ordered by (hostname, port)
-  std::vector<InboundPort> inbound;  // de-duplicated by target port, in port order
+  const model::SidecarInfo* sidecar = nullptr;  // the Sidecar resource selecting this proxy
+  std::vector<VisiblePort> ports;               // in scope, ordered by (hostname, port)
+  std::vector<InboundPort> inbound;             // de-duplicated by target port, in port order
 
   // The DestinationRule that applies to `svc` for this proxy (cached per call).
   const model::EffectiveDestinationRule* destinationRule(const model::Service& svc) const;

@@ -329,6 +329,7 @@ ProxyResources generatePart(const model::MeshModel& mesh, const xds::ProxyInfo& 
   const model::SidecarInfo* sidecar = nullptr;
   if (ctx.flavor != Flavor::kGateway) {
     sidecar = mesh.sidecarFor(ctx.ns, proxy.labels);
+    ctx.sidecar = sidecar;
     if (sidecar && sidecar->spec->has_outbound_traffic_policy()) {
       ctx.allow_any = sidecar->spec->outbound_traffic_policy().mode() ==
                       istio::networking::v1alpha3::OutboundTrafficPolicy::ALLOW_ANY;

@@ -195,7 +195,60 @@ lv3::FilterChain passthroughChain(const Ctx& ctx, std::string_view name) {
 
 }  // namespace
 
+// Sidecar egress listeners with a port and `captureMode: NONE` (spec §2.4): really bound (default
+// 127.0.0.1), so an app without iptables capture reaches the mesh by connecting to bind:port.
+// HTTP ports use the port's outbound route ("9080": the services in the proxy's scope on that
+// port, routed by Host); TCP ports proxy to the first service in scope on that port. One per
+// (bind, port); a bound listener replaces a virtual one of the same name.
+std::vector<lv3::Listener> boundEgressListeners(const Ctx& ctx) {
+  std::vector<lv3::Listener> out;
+  if (!ctx.sidecar) return out;
+  std::set<std::string> names;
+  for (const auto& egress : ctx.sidecar->spec->egress()) {
+    if (!egress.has_port() || egress.port().number() == 0) continue;
+    if (egress.capture_mode() != istio::networking::v1alpha3::NONE) continue;
+    uint32_t port = egress.port().number();
+    std::string bind = egress.bind().empty() ? "127.0.0.1" : egress.bind();
+    auto proto = model::parseProtocol(egress.port().protocol());
+    if (egress.port().protocol().empty()) proto = model::protocolFromPortName(egress.port().name());
+    const VisiblePort* first = nullptr;
+    for (const auto& vp : ctx.ports) {
+      if (vp.port->number == port) {
+        first = &vp;
+        break;
+      }
+    }
+    if (!first) continue;  // nothing in scope on that port: no listener to route from
+    auto l = newListener(bind, port, true);
+    if (!names.insert(l.name()).second) continue;
+    auto* fc = l.add_filter_chains();
+    bool http_in_scope = false;  // the route "<port>" exists only for HTTP service ports
+    for (const auto& vp : ctx.ports) {
+      http_in_scope = http_in_scope ||
+                      (vp.port->number == port && (model::isHttpProtocol(vp.port->protocol) ||
+                                                   vp.port->protocol == model::Protocol::kAuto));
+    }
+    if ((model::isHttpProtocol(proto) || proto == model::Protocol::kAuto) && http_in_scope) {
+      auto h = baseHcm("outbound_" + l.name());
+      rdsOverAds(h, std::to_string(port));
+      *fc->add_filters() = hcmFilter(h);
+    } else {
+      std::string cluster = outboundClusterName(port, "", first->service->hostname);
+      fc->set_name(cluster);
+      auto dests = tcpDestinations(ctx, *first->service, port);
+      if (dests.empty()) dests.emplace_back(cluster, 1);
+      *fc->add_filters() =
+          weightedTcpProxyFilter(dests.size() == 1 ? dests[0].first : cluster, dests);
+    }
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
 void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
+  std::vector<lv3::Listener> bound = boundEgressListeners(ctx);
+  std::set<std::string> bound_names;
+  for (const auto& l : bound) bound_names.insert(l.name());
   // Per-port outbound listeners, keyed by (bind, port) in a stable order.
   std::map<std::pair<uint32_t, std::string>, OutboundListener> by_addr;
   for (const auto& vp : ctx.ports) {
@@ -239,8 +292,10 @@ void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
     *fc.add_filters() = weightedTcpProxyFilter(dests.size() == 1 ? dests[0].first : cluster, dests);
     ol.tcp_chains.push_back(std::move(fc));
   }
+  for (auto& l : bound) out.listeners.push_back(std::move(l));
   for (auto& [key, ol] : by_addr) {
     auto l = newListener(ol.bind, ol.port, true);
+    if (bound_names.count(l.name())) continue;
     // Reached only through virtualOutbound's original-destination hand-off.
     l.mutable_bind_to_port()->set_value(false);
     l.set_continue_on_listener_filters_timeout(true);

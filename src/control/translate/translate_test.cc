@@ -1267,6 +1267,58 @@ spec:
   EXPECT_NE(findCluster(other, "outbound|8080||payments.shop.svc.cluster.local"), nullptr);
 }
 
+TEST_F(TranslateTest, SidecarEgressCaptureModeNoneBindsARealListener) {
+  // Without iptables, an app reaches the mesh through explicit egress listeners (spec §2.4).
+  apply("none.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  addresses: [10.96.9.9]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.1.9.9}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: no-capture, namespace: default}
+spec:
+  workloadSelector: {labels: {app: productpage}}
+  egress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    captureMode: NONE
+    hosts: ["./*"]
+  - port: {number: 5432, protocol: TCP, name: tcp}
+    bind: 127.0.0.2
+    captureMode: NONE
+    hosts: ["./db.default.svc.cluster.local"]
+  - port: {number: 7777, protocol: HTTP, name: http-nothing}
+    captureMode: NONE
+    hosts: ["./*"]
+  - hosts: ["istio-system/*"]
+)");
+  auto pp = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* http = findListener(pp, "127.0.0.1_9080");
+  ASSERT_NE(http, nullptr);
+  EXPECT_FALSE(http->has_bind_to_port());  // Envoy's default: really bound
+  EXPECT_EQ(http->address().socket_address().address(), "127.0.0.1");
+  ASSERT_EQ(http->filter_chains_size(), 1);
+  EXPECT_EQ(hcmOf(http->filter_chains(0)).rds().route_config_name(), "9080");
+  ASSERT_NE(findRoute(pp, "9080"), nullptr);
+  const auto* tcp = findListener(pp, "127.0.0.2_5432");
+  ASSERT_NE(tcp, nullptr);
+  EXPECT_EQ(tcp->filter_chains(0).name(), "outbound|5432||db.default.svc.cluster.local");
+  // Nothing in scope on 7777: no listener that would route nowhere.
+  EXPECT_EQ(findListener(pp, "127.0.0.1_7777"), nullptr);
+  // The captured path is still there for DEFAULT entries (and the virtual 0.0.0.0_9080).
+  EXPECT_NE(findListener(pp, "virtualOutbound"), nullptr);
+  EXPECT_NE(findListener(pp, "0.0.0.0_9080"), nullptr);
+  // Other workloads (not selected) get no bound listeners.
+  EXPECT_EQ(findListener(gen(sidecar("reviews", "10.0.0.31")), "127.0.0.1_9080"), nullptr);
+}
+
 TEST_F(TranslateTest, SidecarImportsTheDestinationsOfImportedVirtualServices) {
   apply("sc.yaml", R"(
 apiVersion: networking.istio.io/v1
