@@ -202,6 +202,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def cpu_totals():
+    """Machine-wide (busy, steal, total) jiffies from /proc/stat's cpu line."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    steal = v[7] if len(v) > 7 else 0
+    total = sum(v[:8])
+    return total - idle - steal, steal, total
+
+
 def rss_mb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -251,10 +261,14 @@ def measure(label, url, a, pids=None):
     before = {}
     if pids:
         before = {(s, k): cpu_seconds(p) for s, d in pids.items() for k, p in d.items()}
+    m0 = cpu_totals()
     t0 = time.monotonic()
     out = h2load(url, a.duration, a.rps, a.conns, logfile)
     wall = time.monotonic() - t0
-    res = {"wall": wall}
+    m1 = cpu_totals()
+    dt = max(1, m1[2] - m0[2])
+    # Whole machine during the interval: busy and stolen share of its CPUs (2 vCPU: 100% = both).
+    res = {"wall": wall, "busy": (m1[0] - m0[0]) / dt, "steal": (m1[1] - m0[1]) / dt}
     if pids:
         if sidecar_pids() != pids:
             raise RuntimeError("a mast-proxy or mast-agent was restarted during the measurement "
@@ -413,6 +427,9 @@ def report(results, a):
         rows.append(("mesh %s (ms)" % q, col(lambda d, m, q=q: m[q]), "%.3f"))
         rows.append(("added %s (ms)" % q, col(lambda d, m, q=q: m[q] - d[q]), "%+.3f"))
     rows.append(("achieved rps direct / mesh", None, None))
+    rows.append(("machine busy during direct (% of all CPUs)", col(lambda d, m: 100 * d["busy"]), "%.0f"))
+    rows.append(("machine busy during mesh (% of all CPUs)", col(lambda d, m: 100 * m["busy"]), "%.0f"))
+    rows.append(("steal, worse of direct and mesh (%)", col(lambda d, m: 100 * max(d["steal"], m["steal"])), "%.1f"))
     for side in ("client", "server"):
         rows.append(("%s mast-proxy vCPU per 1k rps" % side,
                      col(lambda d, m, s=side: m["cpu"][(s, "proxy")] / m["wall"] / (m["rps"] / 1000.0)),
