@@ -401,3 +401,48 @@ def test_sidecar_egress_listener_without_capture(mesh, tmp_path):
             timeout=10)
     finally:
         sc.stop()
+
+
+INGRESS_NONE = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: productpage-ingress, namespace: default }
+spec:
+  workloadSelector: { labels: { app: productpage } }
+  ingress:
+  - port: { number: %(port)d, protocol: HTTP, name: http }
+    bind: 127.0.0.23
+    captureMode: NONE
+    defaultEndpoint: 127.0.0.1:%(app_port)d
+"""
+
+
+def test_sidecar_ingress_listener_without_capture(mesh, tmp_path):
+    """A Sidecar ingress entry with captureMode NONE: a real inbound listener on bind:port that
+    forwards to defaultEndpoint, the app's own port."""
+    app_port = free_port()
+    app = Named("127.0.0.1", app_port, "the-app")
+    port = free_port()
+    mesh.apply(INGRESS_NONE % {"port": port, "app_port": app_port})
+    sc_dir = tmp_path / "sidecar"
+    sc_dir.mkdir()
+    sc = Proxy(sc_dir, xds_bootstrap(mesh.xds_port, SIDECAR_NODE))
+    try:
+        url = "http://127.0.0.23:%d/" % port
+
+        def inbound():
+            try:
+                return curl(url)
+            except Exception:
+                return (0, {}, "")
+
+        assert eventually(lambda: inbound()[0] == 200, timeout=10), sc.output()
+        status, headers, body = inbound()
+        assert (status, body) == (200, "the-app")
+        assert headers.get("server") == "istio-envoy"  # the inbound HCM answered
+        clusters = sc.admin("/clusters")[1]
+        assert "inbound|%d||::127.0.0.1:%d" % (port, app_port) in clusters, clusters
+    finally:
+        sc.stop()
+        app.shutdown()
+        app.server_close()

@@ -436,7 +436,7 @@ void inboundClusters(const Ctx& ctx, ProxyResources& out) {
       http_used = true;
     }
     // Only the connection pool of the service's DestinationRule applies server side.
-    if (const auto* edr = ctx.destinationRule(*in.service)) {
+    if (const auto* edr = in.service ? ctx.destinationRule(*in.service) : nullptr) {
       Policy p = effectivePolicy(&edr->rule, nullptr, in.service_port->number);
       applyConnectionPool(p.connection_pool, *in.service_port, c, http, http_used);
     }
@@ -453,8 +453,8 @@ void inboundClusters(const Ctx& ctx, ProxyResources& out) {
                    ->mutable_endpoint()
                    ->mutable_address()
                    ->mutable_socket_address();
-    sa->set_address(localhost ? "127.0.0.1" : in.address);
-    sa->set_port_value(in.target_port);
+    sa->set_address(localhost && !in.ingress_port ? "127.0.0.1" : in.address);
+    sa->set_port_value(in.endpoint_port ? in.endpoint_port : in.target_port);
     if (!localhost) {
       // From 127.0.0.6, which the capture rules let through: a connection from the proxy's uid
       // to the workload's own address leaves on lo and would otherwise be redirected to 15006

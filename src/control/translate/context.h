@@ -5,6 +5,7 @@
 #include <google/protobuf/duration.pb.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,10 +38,16 @@ struct VisiblePort {
 
 // A port the proxy's own workload serves (it is an endpoint of some service).
 struct InboundPort {
-  const model::Service* service;
+  const model::Service* service;  // nullptr for a Sidecar ingress port no service declares
   const model::ServicePort* service_port;
   uint32_t target_port;
   std::string address;  // the workload address the endpoint was registered with
+  // From a Sidecar `ingress` entry (spec §2.4): the port's declaration, where the inbound cluster
+  // sends (defaultEndpoint), and for captureMode NONE the address of a really bound listener.
+  std::shared_ptr<const model::ServicePort> ingress_port;
+  uint32_t endpoint_port = 0;  // 0: target_port
+  bool bound = false;
+  std::string bind;
 };
 
 struct Ctx {

@@ -1,6 +1,7 @@
 #include "control/translate/generate.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 
 #include "control/config/resource.h"
@@ -208,8 +209,56 @@ std::vector<VisiblePort> scopedPorts(const Ctx& ctx, const model::SidecarInfo* s
   return out;
 }
 
-// The proxy's own service instances: endpoints registered with one of its IPs.
+std::vector<InboundPort> serviceInboundPorts(const Ctx& ctx);
+
+// A Sidecar's `ingress` entries replace the ports derived from services (spec §2.4): each one
+// forwards port.number to defaultEndpoint ("127.0.0.1:8080"; "0.0.0.0:8080" = the workload's own
+// address). The service that declares the port, if any, still names the route's decorator and
+// brings its DestinationRule's connection pool.
 std::vector<InboundPort> inboundPorts(const Ctx& ctx) {
+  if (!ctx.sidecar || ctx.sidecar->spec->ingress().empty()) return serviceInboundPorts(ctx);
+  std::vector<InboundPort> derived = serviceInboundPorts(ctx);
+  std::vector<InboundPort> out;
+  std::set<uint32_t> seen;
+  for (const auto& in : ctx.sidecar->spec->ingress()) {
+    if (!in.has_port() || in.port().number() == 0 || !seen.insert(in.port().number()).second)
+      continue;
+    auto port = std::make_shared<model::ServicePort>();
+    port->number = in.port().number();
+    port->name = in.port().name();
+    port->protocol = in.port().protocol().empty() ? model::protocolFromPortName(in.port().name())
+                                                  : model::parseProtocol(in.port().protocol());
+    InboundPort ip{nullptr, port.get(), port->number, ctx.proxy.ip};
+    ip.ingress_port = port;
+    for (const auto& d : derived) {
+      if (d.target_port == port->number || d.service_port->number == port->number) {
+        ip.service = d.service;
+        break;
+      }
+    }
+    const std::string& ep = in.default_endpoint();
+    auto colon = ep.rfind(':');
+    if (colon != std::string::npos && ep.rfind("unix://", 0) != 0) {
+      std::string host = ep.substr(0, colon);
+      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+      }
+      if (host != "0.0.0.0" && host != "::" && !host.empty()) ip.address = host;
+      ip.endpoint_port = static_cast<uint32_t>(std::strtoul(ep.c_str() + colon + 1, nullptr, 10));
+    }
+    if (in.capture_mode() == istio::networking::v1alpha3::NONE) {
+      ip.bound = true;
+      ip.bind = in.bind().empty() ? "0.0.0.0" : in.bind();
+    }
+    out.push_back(std::move(ip));
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.target_port < b.target_port; });
+  return out;
+}
+
+// The proxy's own service instances: endpoints registered with one of its IPs.
+std::vector<InboundPort> serviceInboundPorts(const Ctx& ctx) {
   std::vector<InboundPort> out;
   std::set<uint32_t> seen;
   std::vector<std::string> ips = ctx.proxy.ips;

@@ -356,6 +356,59 @@ void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
 }
 
 // virtualInbound: one chain per port of the proxy's own workload, a passthrough otherwise.
+// The filter chains serving one inbound port: HTTP (an HCM routing to inbound|PORT||), TCP,
+// or both behind the HTTP inspector when the protocol is sniffed.
+void addInboundChains(const InboundPort& in, lv3::Listener& l, bool& need_http_inspector) {
+  std::string cluster = inboundClusterName(in.target_port);
+  std::string chain_name = "0.0.0.0_" + std::to_string(in.target_port);
+  auto proto = in.service_port->protocol;
+  bool http = model::isHttpProtocol(proto) || proto == model::Protocol::kAuto;
+  if (http) {
+    auto* fc = l.add_filter_chains();
+    fc->set_name(chain_name);
+    auto* m = fc->mutable_filter_chain_match();
+    m->mutable_destination_port()->set_value(in.target_port);
+    if (proto == model::Protocol::kAuto) {
+      // Sniffed: HTTP when the inspector saw HTTP, TCP otherwise (next chain).
+      m->set_transport_protocol("raw_buffer");
+      m->add_application_protocols("http/1.1");
+      m->add_application_protocols("h2c");
+      need_http_inspector = true;
+    }
+    auto h = baseHcm("inbound_" + chain_name);
+    h.set_server_name("istio-envoy");
+    auto* rc = h.mutable_route_config();
+    rc->set_name(cluster);
+    rc->mutable_validate_clusters()->set_value(false);
+    auto* vh = rc->add_virtual_hosts();
+    vh->set_name("inbound|http|" + std::to_string(in.service_port->number));
+    vh->add_domains("*");
+    auto* r = vh->add_routes();
+    r->set_name("default");
+    r->mutable_match()->set_prefix("/");
+    r->mutable_match()->mutable_case_sensitive()->set_value(true);
+    r->mutable_route()->set_cluster(cluster);
+    *r->mutable_route()->mutable_timeout() = durationMs(0);
+    *r->mutable_route()->mutable_max_stream_duration()->mutable_grpc_timeout_header_max() =
+        durationMs(0);
+    if (!model::isHttp2Protocol(proto)) {
+      // Istio 1.24+: retry requests the app never saw (reset before the request was sent).
+      r->mutable_route()->mutable_retry_policy()->set_retry_on("reset-before-request");
+      r->mutable_route()->mutable_retry_policy()->mutable_num_retries()->set_value(2);
+    }
+    r->mutable_decorator()->set_operation(
+        (in.service ? in.service->hostname : std::string("inbound")) + ":" +
+        std::to_string(in.service_port->number) + "/*");
+    *fc->add_filters() = hcmFilter(h);
+  }
+  if (!http || proto == model::Protocol::kAuto) {
+    auto* fc = l.add_filter_chains();
+    fc->set_name(chain_name);
+    fc->mutable_filter_chain_match()->mutable_destination_port()->set_value(in.target_port);
+    *fc->add_filters() = tcpProxyFilter(cluster, cluster);
+  }
+}
+
 void buildVirtualInbound(const Ctx& ctx, ProxyResources& out) {
   {
     auto l = newListener("0.0.0.0", kVirtualInboundPort, false);
@@ -370,58 +423,24 @@ void buildVirtualInbound(const Ctx& ctx, ProxyResources& out) {
     *bh->add_filters() =
         tcpProxyFilter(std::string(kBlackHoleCluster), std::string(kBlackHoleCluster));
     for (const auto& in : ctx.inbound) {
-      std::string cluster = inboundClusterName(in.target_port);
-      std::string chain_name = "0.0.0.0_" + std::to_string(in.target_port);
-      auto proto = in.service_port->protocol;
-      bool http = model::isHttpProtocol(proto) || proto == model::Protocol::kAuto;
-      if (http) {
-        auto* fc = l.add_filter_chains();
-        fc->set_name(chain_name);
-        auto* m = fc->mutable_filter_chain_match();
-        m->mutable_destination_port()->set_value(in.target_port);
-        if (proto == model::Protocol::kAuto) {
-          // Sniffed: HTTP when the inspector saw HTTP, TCP otherwise (next chain).
-          m->set_transport_protocol("raw_buffer");
-          m->add_application_protocols("http/1.1");
-          m->add_application_protocols("h2c");
-          need_http_inspector = true;
-        }
-        auto h = baseHcm("inbound_" + chain_name);
-        h.set_server_name("istio-envoy");
-        auto* rc = h.mutable_route_config();
-        rc->set_name(cluster);
-        rc->mutable_validate_clusters()->set_value(false);
-        auto* vh = rc->add_virtual_hosts();
-        vh->set_name("inbound|http|" + std::to_string(in.service_port->number));
-        vh->add_domains("*");
-        auto* r = vh->add_routes();
-        r->set_name("default");
-        r->mutable_match()->set_prefix("/");
-        r->mutable_match()->mutable_case_sensitive()->set_value(true);
-        r->mutable_route()->set_cluster(cluster);
-        *r->mutable_route()->mutable_timeout() = durationMs(0);
-        *r->mutable_route()->mutable_max_stream_duration()->mutable_grpc_timeout_header_max() =
-            durationMs(0);
-        if (!model::isHttp2Protocol(proto)) {
-          // Istio 1.24+: retry requests the app never saw (reset before the request was sent).
-          r->mutable_route()->mutable_retry_policy()->set_retry_on("reset-before-request");
-          r->mutable_route()->mutable_retry_policy()->mutable_num_retries()->set_value(2);
-        }
-        r->mutable_decorator()->set_operation(in.service->hostname + ":" +
-                                              std::to_string(in.service_port->number) + "/*");
-        *fc->add_filters() = hcmFilter(h);
-      }
-      if (!http || proto == model::Protocol::kAuto) {
-        auto* fc = l.add_filter_chains();
-        fc->set_name(chain_name);
-        fc->mutable_filter_chain_match()->mutable_destination_port()->set_value(in.target_port);
-        *fc->add_filters() = tcpProxyFilter(cluster, cluster);
-      }
+      if (!in.bound) addInboundChains(in, l, need_http_inspector);
     }
     auto* pass = l.add_filter_chains();
     pass->set_name("virtualInbound");
     *pass->add_filters() = tcpProxyFilter(std::string(kInboundPassthroughCluster),
                                           std::string(kInboundPassthroughCluster));
+    if (need_http_inspector) {
+      addListenerFilter(l, "envoy.filters.listener.http_inspector",
+                        envoy::extensions::filters::listener::http_inspector::v3::HttpInspector());
+    }
+    out.listeners.push_back(std::move(l));
+  }
+  // Sidecar ingress entries with captureMode NONE: really bound, reached without iptables.
+  for (const auto& in : ctx.inbound) {
+    if (!in.bound) continue;
+    auto l = newListener(in.bind, in.target_port, false);
+    bool need_http_inspector = false;
+    addInboundChains(in, l, need_http_inspector);
     if (need_http_inspector) {
       addListenerFilter(l, "envoy.filters.listener.http_inspector",
                         envoy::extensions::filters::listener::http_inspector::v3::HttpInspector());

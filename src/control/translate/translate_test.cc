@@ -1319,6 +1319,55 @@ spec:
   EXPECT_EQ(findListener(gen(sidecar("reviews", "10.0.0.31")), "127.0.0.1_9080"), nullptr);
 }
 
+TEST_F(TranslateTest, SidecarIngressReplacesDerivedInboundPorts) {
+  apply("ingress.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: productpage-ingress, namespace: default}
+spec:
+  workloadSelector: {labels: {app: productpage}}
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:8080
+  - port: {number: 9443, protocol: TCP, name: tcp-admin}
+    captureMode: NONE
+    defaultEndpoint: 127.0.0.1:9444
+)");
+  auto pp = gen(sidecar("productpage", "10.0.0.10"));
+  auto endpointOf = [](const cv3::Cluster* c) {
+    const auto& sa =
+        c->load_assignment().endpoints(0).lb_endpoints(0).endpoint().address().socket_address();
+    return sa.address() + ":" + std::to_string(sa.port_value());
+  };
+  const auto* http = findCluster(pp, "inbound|9080||");
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(endpointOf(http), "127.0.0.1:8080");
+  const auto* tcp = findCluster(pp, "inbound|9443||");
+  ASSERT_NE(tcp, nullptr);
+  EXPECT_EQ(endpointOf(tcp), "127.0.0.1:9444");
+  // 9080 is captured: a chain in virtualInbound, with the declaring service in the decorator.
+  const auto* vi = findListener(pp, "virtualInbound");
+  ASSERT_NE(vi, nullptr);
+  bool chain_9080 = false, chain_9443 = false;
+  for (const auto& fc : vi->filter_chains()) {
+    chain_9080 = chain_9080 || fc.name() == "0.0.0.0_9080";
+    chain_9443 = chain_9443 || fc.name() == "0.0.0.0_9443";
+  }
+  EXPECT_TRUE(chain_9080);
+  EXPECT_FALSE(chain_9443);  // captureMode NONE: not through iptables
+  // 9443 is a really bound inbound listener.
+  const auto* bound = findListener(pp, "0.0.0.0_9443");
+  ASSERT_NE(bound, nullptr);
+  EXPECT_EQ(bound->traffic_direction(), envoy::config::core::v3::INBOUND);
+  EXPECT_FALSE(bound->has_bind_to_port());
+  ASSERT_EQ(bound->filter_chains_size(), 1);
+  EXPECT_EQ(bound->filter_chains(0).name(), "0.0.0.0_9443");
+  // Workloads the Sidecar does not select keep their service-derived inbound ports.
+  auto rv = gen(sidecar("reviews", "10.0.0.31"));
+  EXPECT_EQ(endpointOf(findCluster(rv, "inbound|9080||")), "10.0.0.31:9080");
+  EXPECT_EQ(findCluster(rv, "inbound|9443||"), nullptr);
+}
+
 TEST_F(TranslateTest, SidecarImportsTheDestinationsOfImportedVirtualServices) {
   apply("sc.yaml", R"(
 apiVersion: networking.istio.io/v1
