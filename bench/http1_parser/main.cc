@@ -208,14 +208,15 @@ std::vector<Case> smugglingCases() {
   const std::string line = "POST / HTTP/1.1\r\nHost: a\r\n";
   return {
       {"baseline: Content-Length body", line + "Content-Length: 5\r\n\r\nhello"},
-      {"Content-Length + Transfer-Encoding", line +
-                                                 "Content-Length: 5\r\nTransfer-Encoding: "
-                                                 "chunked\r\n\r\n0\r\n\r\n"},
-      {"two different Content-Length", line + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello"},
+      {"Content-Length + Transfer-Encoding", line + "Content-Length: 5\r\nTransfer-Encoding: "
+                                                    "chunked\r\n\r\n0\r\n\r\n"},
+      {"two different Content-Length",
+       line + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello"},
       {"two equal Content-Length", line + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"},
       {"Content-Length: -1", line + "Content-Length: -1\r\n\r\n"},
       {"Content-Length: 1 2 (inner space)", line + "Content-Length: 1 2\r\n\r\nx"},
-      {"invalid chunk size (zz)", line + "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
+      {"invalid chunk size (zz)",
+       line + "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
       {"chunk size overflow (18 F)",
        line + "Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n"},
       {"Transfer-Encoding: chunked, identity",
@@ -226,7 +227,8 @@ std::vector<Case> smugglingCases() {
       {"obs-fold (continuation line)", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n"},
       {"space before the colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n"},
       {"NUL in a header value", std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 38)},
-      {"chunk extension with bare LF", line + "Transfer-Encoding: chunked\r\n\r\n5;x\nhello\r\n0\r\n\r\n"},
+      {"chunk extension with bare LF",
+       line + "Transfer-Encoding: chunked\r\n\r\n5;x\nhello\r\n0\r\n\r\n"},
   };
 }
 

@@ -22,9 +22,9 @@ struct SanMatcher {
 };
 
 struct TlsContextConfig {
-  std::string cert_chain_pem;   // empty: no certificate (client side)
+  std::string cert_chain_pem;  // empty: no certificate (client side)
   std::string private_key_pem;
-  std::string trusted_ca_pem;   // empty: peer not verified
+  std::string trusted_ca_pem;               // empty: peer not verified
   bool require_client_certificate = false;  // server side
   std::vector<std::string> alpn;            // preference order
   std::string sni;                          // client side

@@ -1482,7 +1482,6 @@ TEST_F(TranslateTest, UnknownProxyTypeGetsNothing) {
   EXPECT_TRUE(r.clusters.empty());
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // generateShared + generateInbound == generate, and MeshIndex (mastd computes the shared part
 // once per share key)

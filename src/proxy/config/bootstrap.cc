@@ -63,11 +63,13 @@ struct Walker {
       if (t == j.end() || !t->is_string()) return error(path, "missing \"@type\"");
       std::string url = t->get<std::string>();
       std::string name = url.substr(url.rfind('/') + 1);
-      const pb::Descriptor* inner = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(name);
+      const pb::Descriptor* inner =
+          pb::DescriptorPool::generated_pool()->FindMessageTypeByName(name);
       if (!inner) return error(path + ".@type", "unknown type \"" + url + "\"");
       nlohmann::json rest = j;
       rest.erase("@type");
-      if (isStructLike(inner) || inner->well_known_type() != pb::Descriptor::WELLKNOWNTYPE_UNSPECIFIED) {
+      if (isStructLike(inner) ||
+          inner->well_known_type() != pb::Descriptor::WELLKNOWNTYPE_UNSPECIFIED) {
         return {};
       }
       return walkMessage(rest, inner, path);
@@ -278,8 +280,8 @@ Status validateBootstrap(const envoy::config::bootstrap::v3::Bootstrap& b) {
   for (int i = 0; i < sr.clusters_size(); ++i) {
     const std::string& n = sr.clusters(i).name();
     if (!clusters.insert(n).second) {
-      return Error{"static_resources.clusters[" + std::to_string(i) + "].name: duplicate cluster '" +
-                   n + "'"};
+      return Error{"static_resources.clusters[" + std::to_string(i) +
+                   "].name: duplicate cluster '" + n + "'"};
     }
   }
   bool dynamic_clusters = b.has_dynamic_resources() && b.dynamic_resources().has_cds_config();
@@ -301,7 +303,8 @@ Status validateBootstrap(const envoy::config::bootstrap::v3::Bootstrap& b) {
           "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
           "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
           "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
-          "envoy.filters.listener.tls_inspector", "envoy.filters.listener.original_dst",
+          "envoy.filters.listener.tls_inspector",
+          "envoy.filters.listener.original_dst",
           "envoy.filters.listener.http_inspector"};
       if (!k.count(t)) {
         return Error{lpath + ".listener_filters[" + std::to_string(fi) +
@@ -320,7 +323,8 @@ Status validateBootstrap(const envoy::config::bootstrap::v3::Bootstrap& b) {
         const auto& nf = fc.filters(nfi);
         std::string fpath = cpath + ".filters[" + std::to_string(nfi) + "]";
         std::string t = typeName(nf.typed_config());
-        if (t == "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager") {
+        if (t ==
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager") {
           hcm::HttpConnectionManager h;
           nf.typed_config().UnpackTo(&h);
           std::string hpath = fpath + ".typed_config";
@@ -343,8 +347,9 @@ Status validateBootstrap(const envoy::config::bootstrap::v3::Bootstrap& b) {
           if (h.http_filters_size() == 0 ||
               typeName(h.http_filters(h.http_filters_size() - 1).typed_config()) !=
                   "envoy.extensions.filters.http.router.v3.Router") {
-            return Error{hpath + ".http_filters: the last HTTP filter must be "
-                                 "envoy.filters.http.router"};
+            return Error{hpath +
+                         ".http_filters: the last HTTP filter must be "
+                         "envoy.filters.http.router"};
           }
           for (int ai = 0; ai < h.access_log_size(); ++ai) {
             std::string t3 = typeName(h.access_log(ai).typed_config());
@@ -396,16 +401,16 @@ Status validateBootstrap(const envoy::config::bootstrap::v3::Bootstrap& b) {
             return Error{tpath + ": cluster or weighted_clusters is required"};
           }
           for (int wi = 0; wi < tp.weighted_clusters().clusters_size(); ++wi) {
-            if (auto s = checkCluster(tp.weighted_clusters().clusters(wi).name(),
-                                      tpath + ".weighted_clusters.clusters[" +
-                                          std::to_string(wi) + "].name");
+            if (auto s = checkCluster(
+                    tp.weighted_clusters().clusters(wi).name(),
+                    tpath + ".weighted_clusters.clusters[" + std::to_string(wi) + "].name");
                 !s) {
               return s;
             }
           }
         } else {
-          return Error{fpath + ": unsupported network filter '" +
-                       (t.empty() ? nf.name() : t) + "'"};
+          return Error{fpath + ": unsupported network filter '" + (t.empty() ? nf.name() : t) +
+                       "'"};
         }
       }
     }

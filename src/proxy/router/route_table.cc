@@ -32,7 +32,7 @@ bool endsWith(std::string_view s, std::string_view p, bool ci = false) {
 }
 
 Result<std::shared_ptr<const RE2>> compileRegex(const std::string& pattern,
-                                               const std::string& path) {
+                                                const std::string& path) {
   auto re = std::make_shared<const RE2>(pattern, RE2::Quiet);
   if (!re->ok()) return Error{path + ": invalid regex '" + pattern + "': " + re->error()};
   return std::shared_ptr<const RE2>(re);
@@ -153,7 +153,8 @@ Result<HeaderMutations> parseMutations(
     HeaderValueOption v;
     v.name = lower(o.header().key());
     v.value = o.header().value().empty() ? o.header().raw_value() : o.header().value();
-    if (v.name.empty()) return Error{path + "[" + std::to_string(i) + "].header.key: empty header name"};
+    if (v.name.empty())
+      return Error{path + "[" + std::to_string(i) + "].header.key: empty header name"};
     if (o.has_append()) {
       v.action = o.append().value() ? HeaderValueOption::Action::AppendIfExistsOrAdd
                                     : HeaderValueOption::Action::OverwriteIfExistsOrAdd;
@@ -174,10 +175,10 @@ Result<HeaderMutations> parseMutations(
     }
     v.keep_empty_value = o.keep_empty_value();
     if (v.value.find('%') != std::string::npos) {
-      static const char* kKnown[] = {"%DOWNSTREAM_REMOTE_ADDRESS%",
-                                     "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
-                                     "%DOWNSTREAM_LOCAL_ADDRESS%", "%PROTOCOL%",
-                                     "%UPSTREAM_CLUSTER%", "%%"};
+      static const char* kKnown[] = {
+          "%DOWNSTREAM_REMOTE_ADDRESS%", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+          "%DOWNSTREAM_LOCAL_ADDRESS%",  "%PROTOCOL%",
+          "%UPSTREAM_CLUSTER%",          "%%"};
       std::string rest = v.value;
       for (const char* k : kKnown) {
         size_t pos;
@@ -210,7 +211,8 @@ std::string expand(const std::string& value, const http::StreamInfo* info) {
     };
     std::string remote = info->downstream_remote_address;
     std::string remote_ip = remote.substr(0, remote.rfind(':'));
-    if (!remote_ip.empty() && remote_ip.front() == '[') remote_ip = remote_ip.substr(1, remote_ip.size() - 2);
+    if (!remote_ip.empty() && remote_ip.front() == '[')
+      remote_ip = remote_ip.substr(1, remote_ip.size() - 2);
     if (rep("%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", remote_ip) ||
         rep("%DOWNSTREAM_REMOTE_ADDRESS%", remote) ||
         rep("%DOWNSTREAM_LOCAL_ADDRESS%", info->downstream_local_address) ||
@@ -233,15 +235,24 @@ Result<RetryPolicy> parseRetry(const rv3::RetryPolicy& p, const std::string& pat
     std::string_view t = on.substr(start, c - start);
     while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
     while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
-    if (t == "5xx") r.retry_on |= kRetry5xx;
-    else if (t == "gateway-error") r.retry_on |= kRetryGatewayError;
-    else if (t == "reset" || t == "reset-before-request") r.retry_on |= kRetryReset;
-    else if (t == "connect-failure") r.retry_on |= kRetryConnectFailure;
-    else if (t == "retriable-4xx") r.retry_on |= kRetryRetriable4xx;
-    else if (t == "refused-stream") r.retry_on |= kRetryRefusedStream;
-    else if (t == "retriable-status-codes") r.retry_on |= kRetryRetriableStatusCodes;
-    else if (t == "retriable-headers") r.retry_on |= kRetryRetriableHeaders;
-    else if (t == "envoy-ratelimited") r.retry_on |= kRetryEnvoyRateLimited;
+    if (t == "5xx")
+      r.retry_on |= kRetry5xx;
+    else if (t == "gateway-error")
+      r.retry_on |= kRetryGatewayError;
+    else if (t == "reset" || t == "reset-before-request")
+      r.retry_on |= kRetryReset;
+    else if (t == "connect-failure")
+      r.retry_on |= kRetryConnectFailure;
+    else if (t == "retriable-4xx")
+      r.retry_on |= kRetryRetriable4xx;
+    else if (t == "refused-stream")
+      r.retry_on |= kRetryRefusedStream;
+    else if (t == "retriable-status-codes")
+      r.retry_on |= kRetryRetriableStatusCodes;
+    else if (t == "retriable-headers")
+      r.retry_on |= kRetryRetriableHeaders;
+    else if (t == "envoy-ratelimited")
+      r.retry_on |= kRetryEnvoyRateLimited;
     else if (t == "cancelled" || t == "deadline-exceeded" || t == "internal" ||
              t == "resource-exhausted" || t == "unavailable" || t == "http3-post-connect-failure") {
       // gRPC retry conditions: accepted; gRPC statuses are not retried yet.
@@ -590,10 +601,10 @@ const void* RouteEntry::perFilterConfig(std::string_view filter_name) const {
 
 std::string RouteEntry::redirectLocation(const http::HeaderMap& request, bool tls) const {
   const auto& r = *redirect_;
-  std::string scheme = r.scheme.empty() ? std::string(request.scheme().empty()
-                                                          ? (tls ? "https" : "http")
-                                                          : request.scheme())
-                                        : r.scheme;
+  std::string scheme =
+      r.scheme.empty()
+          ? std::string(request.scheme().empty() ? (tls ? "https" : "http") : request.scheme())
+          : r.scheme;
   std::string authority(request.authority());
   std::string host = authority;
   std::string port;
@@ -627,7 +638,6 @@ std::string RouteEntry::redirectLocation(const http::HeaderMap& request, bool tl
 }
 
 // === RouteTable ===
-
 
 Result<std::shared_ptr<const RouteTable>> RouteTable::create(const rv3::RouteConfiguration& config,
                                                              const PerFilterConfigFactory& pf) {
@@ -679,8 +689,8 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::create(const rv3::RouteCon
       std::string d = lower(v.domains(di));
       std::string dpath = vpath + ".domains[" + std::to_string(di) + "]";
       if (auto it = seen_domains.find(d); it != seen_domains.end()) {
-        return Error{dpath + ": domain '" + d + "' is already used by virtual host '" +
-                     it->second + "'"};
+        return Error{dpath + ": domain '" + d + "' is already used by virtual host '" + it->second +
+                     "'"};
       }
       seen_domains[d] = v.name();
       if (d == "*") {
@@ -731,8 +741,8 @@ const RouteEntry* RouteTable::route(const http::HeaderMap& headers, uint64_t ran
 }
 
 Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
-                                                          const std::string& path,
-                                                          const PerFilterConfigFactory& pf) {
+                                                           const std::string& path,
+                                                           const PerFilterConfigFactory& pf) {
   auto e = std::make_unique<RouteEntry>();
   e->name_ = r.name();
   const auto& m = r.match();
@@ -762,8 +772,9 @@ Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
       e->path_kind_ = RouteEntry::PathKind::Connect;
       break;
     default:
-      return Error{mpath + ": one of prefix, path, safe_regex, path_separated_prefix or "
-                           "connect_matcher is required"};
+      return Error{mpath +
+                   ": one of prefix, path, safe_regex, path_separated_prefix or "
+                   "connect_matcher is required"};
   }
   if (m.has_case_sensitive()) e->case_sensitive_ = m.case_sensitive().value();
   for (int i = 0; i < m.headers_size(); ++i) {
@@ -776,8 +787,8 @@ Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
     QueryParameterMatcher qm;
     qm.name = q.name();
     if (q.has_string_match()) {
-      auto sm = parseStringMatcher(q.string_match(),
-                                   mpath + ".query_parameters[" + std::to_string(i) + "].string_match");
+      auto sm = parseStringMatcher(
+          q.string_match(), mpath + ".query_parameters[" + std::to_string(i) + "].string_match");
       if (!sm) return Error{sm.error()};
       qm.string = *sm;
     }
@@ -800,7 +811,8 @@ Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
       const auto& b = r.direct_response().body();
       if (!b.filename().empty()) {
         std::ifstream in(b.filename(), std::ios::binary);
-        if (!in) return Error{path + ".direct_response.body.filename: cannot read '" + b.filename() + "'"};
+        if (!in)
+          return Error{path + ".direct_response.body.filename: cannot read '" + b.filename() + "'"};
         std::stringstream ss;
         ss << in.rdbuf();
         d.body = ss.str();
@@ -877,7 +889,8 @@ Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
       }
       e->prefix_rewrite_ = a.prefix_rewrite();
       if (a.has_regex_rewrite()) {
-        auto re = compileRegex(a.regex_rewrite().pattern().regex(), apath + ".regex_rewrite.pattern");
+        auto re =
+            compileRegex(a.regex_rewrite().pattern().regex(), apath + ".regex_rewrite.pattern");
         if (!re) return Error{re.error()};
         e->regex_rewrite_ = *re;
         e->regex_substitution_ = a.regex_rewrite().substitution();

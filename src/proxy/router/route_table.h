@@ -22,7 +22,7 @@
 namespace envoy::config::route::v3 {
 class RouteConfiguration;
 class Route;
-}
+}  // namespace envoy::config::route::v3
 namespace google::protobuf {
 class Any;
 }
@@ -119,7 +119,7 @@ struct WeightedCluster {
 
 struct MirrorPolicy {
   std::string cluster;
-  uint32_t numerator = 100;    // of `denominator`
+  uint32_t numerator = 100;  // of `denominator`
   uint32_t denominator = 100;
   bool sampled(uint64_t random) const { return random % denominator < numerator; }
 };
@@ -149,9 +149,7 @@ class RouteEntry {
   const std::string& name() const { return name_; }
   const VirtualHost& virtualHost() const { return *vhost_; }
   // nullptr unless this route answers directly.
-  const DirectResponse* directResponse() const {
-    return direct_ ? &*direct_ : nullptr;
-  }
+  const DirectResponse* directResponse() const { return direct_ ? &*direct_ : nullptr; }
   bool isRedirect() const { return redirect_.has_value(); }
   std::string redirectLocation(const http::HeaderMap& request, bool tls) const;
   int redirectResponseCode() const { return redirect_ ? redirect_->code : 301; }
@@ -254,9 +252,9 @@ class RouteTable {
 
  private:
   friend class RouteEntry;
-  static Result<std::unique_ptr<RouteEntry>> buildRoute(
-      const envoy::config::route::v3::Route& r, const std::string& path,
-      const PerFilterConfigFactory& pf);
+  static Result<std::unique_ptr<RouteEntry>> buildRoute(const envoy::config::route::v3::Route& r,
+                                                        const std::string& path,
+                                                        const PerFilterConfigFactory& pf);
   std::string name_;
   std::vector<std::unique_ptr<VirtualHost>> vhosts_;
   std::unordered_map<std::string, const VirtualHost*> exact_;

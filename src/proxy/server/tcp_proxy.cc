@@ -110,7 +110,8 @@ void TcpProxySession::connectUpstream() {
       return;
     }
     std::error_code ig;
-    self->stream_info_.upstream_local_address = net::toString(self->up_->socket().local_endpoint(ig));
+    self->stream_info_.upstream_local_address =
+        net::toString(self->up_->socket().local_endpoint(ig));
     if (rt.poolSettings().tls) {
       self->up_->enableTls(rt.poolSettings().tls);
       if (!rt.poolSettings().sni.empty()) {

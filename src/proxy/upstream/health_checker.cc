@@ -1,10 +1,10 @@
 #include "proxy/upstream/health_checker.h"
 
+#include <array>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
-#include <array>
 #include <cstdlib>
 #include <random>
 
@@ -13,7 +13,10 @@ namespace mast::upstream {
 class HealthChecker::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(HealthChecker& owner, HostPtr host)
-      : owner_(owner), alive_(owner.alive_), host_(std::move(host)), timer_(owner.loop_),
+      : owner_(owner),
+        alive_(owner.alive_),
+        host_(std::move(host)),
+        timer_(owner.loop_),
         deadline_(owner.loop_) {}
 
   void start() { check(); }
@@ -121,7 +124,9 @@ class HealthChecker::Session : public std::enable_shared_from_this<Session> {
 
 HealthChecker::HealthChecker(asio::io_context& loop, HealthCheckConfig cfg,
                              std::string cluster_name, std::function<void()> on_change)
-    : loop_(loop), cfg_(std::move(cfg)), cluster_name_(std::move(cluster_name)),
+    : loop_(loop),
+      cfg_(std::move(cfg)),
+      cluster_name_(std::move(cluster_name)),
       on_change_(std::move(on_change)) {}
 
 HealthChecker::~HealthChecker() { stop(); }
