@@ -91,11 +91,16 @@ def down():
             p.wait()
     procs.clear()
     # Anything left from an earlier run (processes in our namespaces, the namespaces, hosts files).
+    remove_namespaces([HUB] + [ns_of(w[0]) for w in WORKLOADS])
+
+
+def remove_namespaces(names):
+    """Kills what still runs in each namespace and deletes it (its veths, bridge and iptables
+    rules go with it) and its /etc/netns hosts directory. Quiet about what is already gone."""
     existing = sh("ip", "netns", "list", check=False).stdout.split()
-    for ns in [HUB] + [ns_of(w[0]) for w in WORKLOADS]:
+    for ns in names:
         if ns in existing:
-            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
-            for pid in pids:
+            for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):

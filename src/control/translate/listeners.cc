@@ -109,6 +109,11 @@ lv3::Filter hcmFilter(const hcmv3::HttpConnectionManager& h) {
   return f;
 }
 
+// HTTP-class and sniffed (AUTO) ports are served by an HTTP connection manager.
+bool routedAsHttp(model::Protocol p) {
+  return model::isHttpProtocol(p) || p == model::Protocol::kAuto;
+}
+
 lv3::Listener newListener(const std::string& address, uint32_t port, bool outbound) {
   lv3::Listener l;
   l.set_name(address + "_" + std::to_string(port));
@@ -211,24 +216,20 @@ std::vector<lv3::Listener> boundEgressListeners(const Ctx& ctx) {
     std::string bind = egress.bind().empty() ? "127.0.0.1" : egress.bind();
     auto proto = model::parseProtocol(egress.port().protocol());
     if (egress.port().protocol().empty()) proto = model::protocolFromPortName(egress.port().name());
+    // One walk: the first service in scope on that port (TCP target), and whether any of them
+    // is HTTP (the route "<port>" exists only for HTTP service ports).
     const VisiblePort* first = nullptr;
+    bool http_in_scope = false;
     for (const auto& vp : ctx.ports) {
-      if (vp.port->number == port) {
-        first = &vp;
-        break;
-      }
+      if (vp.port->number != port) continue;
+      if (!first) first = &vp;
+      http_in_scope = http_in_scope || routedAsHttp(vp.port->protocol);
     }
     if (!first) continue;  // nothing in scope on that port: no listener to route from
     auto l = newListener(bind, port, true);
     if (!names.insert(l.name()).second) continue;
     auto* fc = l.add_filter_chains();
-    bool http_in_scope = false;  // the route "<port>" exists only for HTTP service ports
-    for (const auto& vp : ctx.ports) {
-      http_in_scope = http_in_scope ||
-                      (vp.port->number == port && (model::isHttpProtocol(vp.port->protocol) ||
-                                                   vp.port->protocol == model::Protocol::kAuto));
-    }
-    if ((model::isHttpProtocol(proto) || proto == model::Protocol::kAuto) && http_in_scope) {
+    if (routedAsHttp(proto) && http_in_scope) {
       auto h = baseHcm("outbound_" + l.name());
       rdsOverAds(h, std::to_string(port));
       *fc->add_filters() = hcmFilter(h);
@@ -255,7 +256,7 @@ void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
     uint32_t port = vp.port->number;
     if (reservedPort(port)) continue;
     auto proto = vp.port->protocol;
-    bool http = model::isHttpProtocol(proto) || proto == model::Protocol::kAuto;
+    bool http = routedAsHttp(proto);
     std::string bind = http ? "0.0.0.0" : firstIp(*vp.service);
     if (bind.empty()) bind = "0.0.0.0";
     auto& ol = by_addr[{port, bind}];
@@ -362,7 +363,7 @@ void addInboundChains(const InboundPort& in, lv3::Listener& l, bool& need_http_i
   std::string cluster = inboundClusterName(in.target_port);
   std::string chain_name = "0.0.0.0_" + std::to_string(in.target_port);
   auto proto = in.service_port->protocol;
-  bool http = model::isHttpProtocol(proto) || proto == model::Protocol::kAuto;
+  bool http = routedAsHttp(proto);
   if (http) {
     auto* fc = l.add_filter_chains();
     fc->set_name(chain_name);

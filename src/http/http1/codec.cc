@@ -224,10 +224,9 @@ bool ParserBase::scanHeaderBlock(const char* data, size_t len) {
     const char* nl = static_cast<const char*>(std::memchr(from, '\n', rest));
     size_t span = nl ? static_cast<size_t>(nl - from) : rest;  // bytes before the LF
     const char* cr = static_cast<const char*>(std::memchr(from, '\r', span));
-    if (cr && cr + 1 != from + span) return false;  // a CR not right before the LF
-    if (cr && !nl && cr + 1 == data + len) {
-      // The input ends on CR: the next byte must be LF (checked on the next call).
-    }
+    // A CR not right before the LF. (Input ending on CR: prev_byte_ makes the next call check
+    // that its first byte is LF.)
+    if (cr && cr + 1 != from + span) return false;
     if (span == 0) {  // c is '\r' right before an LF
       prev_byte_ = c;
       ++line_pos_;
