@@ -50,6 +50,8 @@ struct InboundPort {
   std::string bind;
 };
 
+struct HttpRouteList;  // delegate.h
+
 struct Ctx {
   const model::MeshModel& mesh;
   const xds::ProxyInfo& proxy;
@@ -68,8 +70,13 @@ struct Ctx {
   // The service a route destination names, as seen from this proxy (nullptr if unknown).
   const model::Service* service(std::string_view host) const;
   bool inScope(const model::Service& svc) const;
+  // The HTTP routes of `vs` with delegation applied (delegate.h), merged once per call.
+  const std::vector<const istio::networking::v1alpha3::HTTPRoute*>& httpRoutes(
+      const model::VirtualServiceInfo& vs) const;
 
   mutable std::map<const model::Service*, std::optional<model::EffectiveDestinationRule>> dr_cache;
+  mutable std::map<const model::VirtualServiceInfo*, std::shared_ptr<const HttpRouteList>>
+      http_routes_cache;
 };
 
 // gRPC cannot follow an original destination: a service without a cluster it can use (no

@@ -189,7 +189,9 @@ std::vector<VisiblePort> scopedPorts(const Ctx& ctx, const model::SidecarInfo* s
           for (const auto& p : svc->ports) add(svc, p);
         }
       };
-      for (const auto& hr : vs->spec->http()) {
+      // Delegate routes included: their hosts are already resolved in their own namespace.
+      for (const auto* route : ctx.httpRoutes(*vs)) {
+        const auto& hr = *route;
         for (const auto& d : hr.route()) addHost(d.destination().host());
         if (hr.has_mirror()) addHost(hr.mirror().host());
         for (const auto& m : hr.mirrors()) addHost(m.destination().host());

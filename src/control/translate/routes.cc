@@ -580,8 +580,9 @@ void buildAction(const Ctx& ctx, const model::VirtualServiceInfo& vs, const net:
 
 bool virtualServiceRoutes(const Ctx& ctx, const model::VirtualServiceInfo& vs, uint32_t port,
                           std::string_view gateway, std::vector<rv3::Route>& out) {
-  for (const auto& hr : vs.spec->http()) {
-    if (hr.has_delegate()) continue;  // delegation is not supported (see README)
+  for (const auto* route : ctx.httpRoutes(vs)) {
+    const auto& hr = *route;
+    if (hr.has_delegate()) continue;  // only from a delegate VS, which nothing binds
     if (!hr.has_redirect() && !hr.has_direct_response()) {
       // A route action needs a destination with weight (a lone destination may omit it).
       bool usable = hr.route_size() == 1;
