@@ -178,9 +178,19 @@ std::vector<AnalysisMessage> analyze(const config::ConfigSnapshot& snap) {
         }
       }
     };
+    // A delegate that does not exist: mastd drops the delegating route (Istio does the same).
+    auto checkDelegate = [&](const net::Delegate& d) {
+      std::string target_ns = d.namespace_().empty() ? ns : d.namespace_();
+      if (!snap.get(config::Kind::kVirtualService, target_ns, d.name())) {
+        out.push_back({"Error", "IST0101", who,
+                       "Referenced delegate VirtualService not found: \"" + target_ns + "/" +
+                           d.name() + "\""});
+      }
+    };
     for (const auto& http : vs->http()) {
       for (const auto& rd : http.route()) checkDestination(rd.destination());
       if (http.has_mirror()) checkDestination(http.mirror());
+      if (http.has_delegate()) checkDelegate(http.delegate());
     }
     for (const auto& tcp : vs->tcp()) {
       for (const auto& rd : tcp.route()) checkDestination(rd.destination());

@@ -118,5 +118,47 @@ spec:
       "destinationrule not found: \"istio-ingressgateway.istio-system.svc.cluster.local+v9\"");
 }
 
+TEST(AnalyzeTest, MissingDelegateVirtualService) {
+  auto out = run(std::string(kGatewayWorkload) + R"(
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root, namespace: default}
+spec:
+  hosts: [istio-ingressgateway.istio-system.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /a}}]
+    delegate: {name: a-routes}
+  - match: [{uri: {prefix: /b}}]
+    delegate: {name: b-routes, namespace: team}
+  - match: [{uri: {prefix: /c}}]
+    delegate: {name: c-routes, namespace: team}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a-routes, namespace: default}
+spec:
+  http: [{route: [{destination: {host: istio-ingressgateway.istio-system.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b-routes, namespace: default}
+spec:
+  http: [{route: [{destination: {host: istio-ingressgateway.istio-system.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: c-routes, namespace: team}
+spec:
+  http: [{route: [{destination: {host: istio-ingressgateway.istio-system.svc.cluster.local}}]}]
+)");
+  // b-routes exists, but in the root's namespace, not in the one the reference names.
+  auto l = lines(out);
+  ASSERT_EQ(l.size(), 1u) << ::testing::PrintToString(l);
+  EXPECT_EQ(l[0],
+            "Error [IST0101] (VirtualService default/root) Referenced delegate VirtualService "
+            "not found: \"team/b-routes\"");
+}
+
 }  // namespace
 }  // namespace mast::control::server
