@@ -6,7 +6,7 @@ PKGS=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libasio-dev libboost-dev libssl-dev openssl libnghttp2-dev nghttp2-client
   libyaml-cpp-dev libre2-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libhttp-parser-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libhttp-parser-dev liburing-dev
   python3-grpcio python3-protobuf python3-prometheus-client
   curl wrk nginx haproxy iproute2 iptables procps socat
   clang-14 libclang-rt-14-dev clang-format
