@@ -26,21 +26,36 @@ std::string resolveShortName(std::string_view host, std::string_view ns, std::st
   return h + "." + std::string(ns) + ".svc." + std::string(suffix);
 }
 
-bool hostMatches(std::string_view pattern, std::string_view host) {
-  std::string p = toLower(pattern);
-  std::string h = toLower(host);
-  if (p == "*") return true;
-  if (p.size() > 1 && p[0] == '*') {
-    std::string_view suffix = std::string_view(p).substr(1);  // ".example.com"
-    // A wildcard host is matched only by a pattern at least as broad as itself.
-    if (h.size() > 1 && h[0] == '*')
-      h = h.substr(1);
-    else if (h.size() <= suffix.size())
-      return false;
-    return h.size() >= suffix.size() &&
-           h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0;
+namespace {
+
+// Host names are ASCII (IDNs arrive punycoded): compare without allocating lower-case copies,
+// since translation calls this for every (VirtualService host, service) pair.
+char asciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
   }
-  return p == h;
+  return true;
+}
+
+}  // namespace
+
+bool hostMatches(std::string_view pattern, std::string_view host) {
+  if (pattern == "*") return true;
+  if (pattern.size() > 1 && pattern[0] == '*') {
+    std::string_view suffix = pattern.substr(1);  // ".example.com"
+    // A wildcard host is matched only by a pattern at least as broad as itself.
+    if (host.size() > 1 && host[0] == '*') {
+      host.remove_prefix(1);
+    } else if (host.size() <= suffix.size()) {
+      return false;
+    }
+    return host.size() >= suffix.size() &&
+           equalsIgnoreCase(host.substr(host.size() - suffix.size()), suffix);
+  }
+  return equalsIgnoreCase(pattern, host);
 }
 
 bool hostsOverlap(std::string_view a, std::string_view b) {

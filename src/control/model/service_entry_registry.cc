@@ -21,6 +21,25 @@ std::map<std::string, std::string> toMap(const google::protobuf::Map<std::string
 
 ServiceEntryRegistry::ServiceEntryRegistry(const config::ConfigSnapshot& snapshot,
                                            const std::vector<WorkloadInstance>& instances) {
+  build(snapshot, instances, nullptr, nullptr);
+}
+
+ServiceEntryRegistry::ServiceEntryRegistry(const config::ConfigSnapshot& snapshot,
+                                           const std::vector<WorkloadInstance>& instances,
+                                           const ServiceEntryRegistry& previous,
+                                           const std::set<std::string>& rebuild) {
+  build(snapshot, instances, &previous, &rebuild);
+}
+
+void ServiceEntryRegistry::build(const config::ConfigSnapshot& snapshot,
+                                 const std::vector<WorkloadInstance>& instances,
+                                 const ServiceEntryRegistry* previous,
+                                 const std::set<std::string>* rebuild) {
+  // With `previous`: the services each of its ServiceEntries made, with their sources.
+  std::map<std::string, std::vector<std::shared_ptr<const Service>>, std::less<>> kept;
+  if (previous) {
+    for (const auto& svc : previous->services_) kept[svc->source].push_back(svc);
+  }
   // WorkloadEntries by namespace with their merged labels, computed once: selection below is
   // per ServiceEntry, and a mesh of 1,000 entries and 10,000 workloads must not cost 10M label
   // maps. Each namespace's list keeps the snapshot's order.
@@ -29,19 +48,63 @@ ServiceEntryRegistry::ServiceEntryRegistry(const config::ConfigSnapshot& snapsho
     const net::WorkloadEntry* spec;
     std::map<std::string, std::string> labels;  // spec labels + metadata labels
   };
-  std::map<std::string, std::vector<Entry>, std::less<>> entries_by_ns;
-  for (const auto& we : snapshot.list(config::Kind::kWorkloadEntry)) {
-    const auto* spec = we->specAs<net::WorkloadEntry>();
-    if (!spec || spec->address().empty()) continue;
-    // A WorkloadEntry's metadata labels count like its spec labels.
-    auto labels = toMap(spec->labels());
-    labels.insert(we->metadata.labels.begin(), we->metadata.labels.end());
-    entries_by_ns[we->metadata.ns].push_back({we.get(), spec, std::move(labels)});
+  // Per namespace, also which entries carry each label (key, value), in order: a selector only
+  // looks at the entries having its rarest label instead of every entry of the namespace.
+  struct Namespace {
+    std::vector<Entry> entries;
+    std::map<std::pair<std::string, std::string>, std::vector<size_t>> by_label;
+  };
+  // The entries of a namespace are indexed when a ServiceEntry there first selects: an
+  // incremental build touches only the namespaces of the entries it rebuilds.
+  std::map<std::string, std::vector<const config::Resource*>, std::less<>> raw_by_ns;
+  for (const auto& [key, we] : snapshot.resources()) {
+    if (key.kind == config::Kind::kWorkloadEntry) raw_by_ns[key.ns].push_back(we.get());
   }
+  std::map<std::string, Namespace, std::less<>> entries_by_ns;
+  auto entriesOf = [&](const std::string& ns) -> const Namespace* {
+    if (auto it = entries_by_ns.find(ns); it != entries_by_ns.end()) return &it->second;
+    auto& space = entries_by_ns[ns];
+    auto raw = raw_by_ns.find(ns);
+    if (raw == raw_by_ns.end()) return &space;
+    for (const auto* we : raw->second) {
+      const auto* spec = we->specAs<net::WorkloadEntry>();
+      if (!spec || spec->address().empty()) continue;
+      // A WorkloadEntry's metadata labels count like its spec labels.
+      auto labels = toMap(spec->labels());
+      labels.insert(we->metadata.labels.begin(), we->metadata.labels.end());
+      for (const auto& kv : labels) space.by_label[kv].push_back(space.entries.size());
+      space.entries.push_back({we, spec, std::move(labels)});
+    }
+    return &space;
+  };
+  // Indices of the entries of `space` that `selector` may match (ascending).
+  auto candidates = [](const Namespace& space,
+                       const std::map<std::string, std::string>& selector) -> std::vector<size_t> {
+    const std::vector<size_t>* best = nullptr;
+    for (const auto& kv : selector) {
+      auto it = space.by_label.find(kv);
+      if (it == space.by_label.end()) return {};  // no entry has this label
+      if (!best || it->second.size() < best->size()) best = &it->second;
+    }
+    if (best) return *best;
+    std::vector<size_t> all(space.entries.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return all;
+  };
   for (const auto& res : snapshot.list(config::Kind::kServiceEntry)) {
     const auto* se = res->specAs<net::ServiceEntry>();
     if (!se) continue;
     const std::string& ns = res->metadata.ns;
+    std::string origin = "ServiceEntry " + ns + "/" + res->metadata.name;
+    if (previous && !rebuild->count(ns + "/" + res->metadata.name)) {
+      if (auto it = kept.find(origin); it != kept.end()) {
+        for (auto& svc : it->second) {
+          sources_[svc.get()] = previous->sources_.at(svc.get());
+          services_.push_back(std::move(svc));
+        }
+        continue;
+      }
+    }
     auto source = std::make_shared<Source>();
     for (const auto& ep : se->endpoints()) {
       if (ep.address().empty() || ep.address().rfind("unix://", 0) == 0) continue;
@@ -50,9 +113,9 @@ ServiceEntryRegistry::ServiceEntryRegistry(const config::ConfigSnapshot& snapsho
     if (se->has_workload_selector()) {
       // Selection only within the ServiceEntry's namespace, as Istio does.
       auto selector = toMap(se->workload_selector().labels());
-      auto in_ns = entries_by_ns.find(ns);
-      static const std::vector<Entry> kNone;
-      for (const auto& we : in_ns == entries_by_ns.end() ? kNone : in_ns->second) {
+      const Namespace* in_ns = entriesOf(ns);
+      for (size_t i : candidates(*in_ns, selector)) {
+        const Entry& we = in_ns->entries[i];
         if (!labelsMatch(selector, we.labels)) continue;
         net::WorkloadEntry e = *we.spec;
         for (const auto& [k, v] : we.labels) (*e.mutable_labels())[k] = v;
@@ -95,7 +158,7 @@ ServiceEntryRegistry::ServiceEntryRegistry(const config::ConfigSnapshot& snapsho
       // ServiceEntry hosts are taken literally (Istio does not expand them).
       svc->hostname = toLower(host);
       svc->ns = ns;
-      svc->source = "ServiceEntry " + ns + "/" + res->metadata.name;
+      svc->source = origin;
       svc->creation_timestamp = res->metadata.creation_timestamp;
       svc->addresses.assign(se->addresses().begin(), se->addresses().end());
       svc->ports = ports;

@@ -5,6 +5,8 @@
 //
 // Immutable after construction; built from one ConfigSnapshot.
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "control/config/store.h"
@@ -16,6 +18,14 @@ class ServiceEntryRegistry final : public ServiceRegistry {
  public:
   ServiceEntryRegistry(const config::ConfigSnapshot& snapshot,
                        const std::vector<WorkloadInstance>& instances);
+  // The same registry, built incrementally: the services of every ServiceEntry not named in
+  // `rebuild` ("ns/name") are taken from `previous` as they are. Only valid when, between the
+  // snapshot `previous` was built from and `snapshot`, ServiceEntries and `instances` did not
+  // change and every changed WorkloadEntry is selected only by entries named in `rebuild`
+  // (before and after the change): that is, an endpoint-only change (mastd checks it).
+  ServiceEntryRegistry(const config::ConfigSnapshot& snapshot,
+                       const std::vector<WorkloadInstance>& instances,
+                       const ServiceEntryRegistry& previous, const std::set<std::string>& rebuild);
 
   const std::vector<std::shared_ptr<const Service>>& services() const override { return services_; }
   std::vector<Endpoint> endpoints(const Service& service, uint32_t port) const override;
@@ -29,6 +39,9 @@ class ServiceEntryRegistry final : public ServiceRegistry {
   struct Source {
     std::vector<Workload> workloads;
   };
+  void build(const config::ConfigSnapshot& snapshot, const std::vector<WorkloadInstance>& instances,
+             const ServiceEntryRegistry* previous, const std::set<std::string>* rebuild);
+
   std::vector<std::shared_ptr<const Service>> services_;
   std::map<const Service*, std::shared_ptr<const Source>> sources_;
 };

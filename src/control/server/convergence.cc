@@ -87,7 +87,7 @@ void ConvergenceTracker::generated(const std::string& node_id, uint64_t config_v
   g.deps = std::move(deps);
   if (snapshot) {
     for (const auto& [type, set] : snapshot->types()) {
-      if (!set.resources.empty()) g.versions[type] = set.effectiveVersion();
+      if (!set.empty()) g.versions[type] = set.effectiveVersion();
     }
   }
   g.snapshot = std::move(snapshot);

@@ -104,11 +104,10 @@ class MeshDependencyResolver final : public DependencyResolver {
 
     std::set<std::string> hosts;
     if (const auto* clusters = snapshot.find(xds::kClusterType)) {
-      for (const auto& [name, _] : clusters->resources) {
-        if (!name.starts_with("outbound|")) continue;
-        auto last = name.rfind('|');
-        hosts.insert(name.substr(last + 1));
-      }
+      clusters->forEach([&hosts](const xds::Resource& r) {
+        if (!r.name.starts_with("outbound|")) return;
+        hosts.insert(r.name.substr(r.name.rfind('|') + 1));
+      });
     }
     for (const auto& h : hosts) {
       if (const auto* svc = mesh.findService(h, ns)) addService(*svc, ns, proxy.labels, out);

@@ -2,44 +2,46 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "base/hash.h"
+#include "control/config/resource.h"
+#include "control/model/host.h"
 #include "control/model/mesh_model.h"
+#include "control/model/service_entry_registry.h"
 #include "control/translate/generate.h"
 #include "control/xds/type_urls.h"
+#include "istio/networking/v1alpha3/service_entry.pb.h"
+#include "istio/networking/v1alpha3/workload_entry.pb.h"
 #include "istio/networking/v1alpha3/workload_group.pb.h"
 
 namespace mast::control::server {
 
 namespace {
 
-// The snapshot's version for a type: a hash over its resources' names and content versions.
-void setTypeVersion(xds::Snapshot& snap, std::string_view type_url) {
-  std::string digest;
-  if (const auto* set = snap.find(type_url)) {
-    size_t n = 0;
-    for (const auto& [name, r] : set->resources) n += name.size() + r.version.size() + 2;
-    digest.reserve(n);
-    for (const auto& [name, r] : set->resources) {
-      digest += name;
-      digest += '=';
-      digest += r.version;
-      digest += ';';
-    }
-  }
+std::string hex(uint64_t h) {
   char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx",
-                static_cast<unsigned long long>(mast::xxHash64(digest)));
-  snap.setVersion(type_url, buf);
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// A hash over a layer's own names and content versions (not its base).
+uint64_t layerDigest(const xds::ResourceSet& set, uint64_t seed) {
+  uint64_t h = seed;
+  for (const auto& [name, r] : set.resources)
+    h = mast::xxHash64(r.version, mast::xxHash64(name, h));
+  return h;
 }
 
 constexpr std::string_view kTypes[] = {xds::kClusterType, xds::kEndpointType, xds::kListenerType,
                                        xds::kRouteType};
 
 // generateShared()'s output for one MeshIndex::shareKey(), packed once: every proxy with that key
-// shares these Anys (bytes and content versions) instead of translating and serializing again.
+// holds these sets as the base layer of its snapshot instead of translating, serializing and
+// indexing them again. Each set's `version` is its digest.
 struct SharedResources {
-  std::vector<xds::Resource> by_type[std::size(kTypes)];
+  std::shared_ptr<const xds::ResourceSet> by_type[std::size(kTypes)];
 };
 
 template <class Msg>
@@ -59,11 +61,111 @@ std::shared_ptr<const SharedResources> packShared(const translate::ProxyResource
   addResources(packed, res);
   auto out = std::make_shared<SharedResources>();
   for (size_t t = 0; t < std::size(kTypes); ++t) {
-    if (const auto* set = packed.find(kTypes[t])) {
-      for (const auto& [name, r] : set->resources) out->by_type[t].push_back(r);
+    auto set = std::make_shared<xds::ResourceSet>(packed.release(kTypes[t]));
+    set->version = hex(layerDigest(*set, 0));
+    out->by_type[t] = std::move(set);
+  }
+  return out;
+}
+
+namespace net = istio::networking::v1alpha3;
+
+// When every difference between two config snapshots is in WorkloadEntries: the hostnames of
+// the services whose endpoints those entries are (before or after) and the entries' addresses;
+// nullopt for any other change.
+// Such a change only moves endpoints, so shared output that has no cluster of those hosts is
+// unchanged. Selection follows the registry: a ServiceEntry's workloadSelector picks entries of
+// its own namespace by spec + metadata labels.
+struct EndpointChange {
+  std::set<std::string> entries;    // "ns/name" of the ServiceEntries selecting a changed entry
+  std::set<std::string> addresses;  // the changed entries' addresses, before and after
+  std::set<std::string> hosts;      // the services of `entries` (see addHosts)
+};
+
+// When every difference between two config snapshots is in WorkloadEntries: which
+// ServiceEntries select them (before or after) and their addresses; nullopt for any other
+// change. Selection follows the registry: a ServiceEntry's workloadSelector picks entries of its
+// own namespace by spec + metadata labels.
+std::optional<EndpointChange> endpointOnlyChange(const config::ConfigSnapshot& before,
+                                                 const config::ConfigSnapshot& after) {
+  const auto& a = before.resources();
+  const auto& b = after.resources();
+  std::vector<std::shared_ptr<const config::Resource>> changed;  // old and new versions
+  auto ia = a.begin(), ib = b.begin();
+  while (ia != a.end() || ib != b.end()) {
+    if (ib == b.end() || (ia != a.end() && ia->first < ib->first)) {
+      changed.push_back(ia->second);
+      ++ia;
+    } else if (ia == a.end() || ib->first < ia->first) {
+      changed.push_back(ib->second);
+      ++ib;
+    } else {
+      if (ia->second != ib->second && !config::sameContent(*ia->second, *ib->second)) {
+        changed.push_back(ia->second);
+        changed.push_back(ib->second);
+      }
+      ++ia;
+      ++ib;
+    }
+  }
+  EndpointChange out;
+  for (const auto& r : changed) {
+    if (r->kind != config::Kind::kWorkloadEntry) return std::nullopt;
+    if (const auto* spec = r->specAs<net::WorkloadEntry>()) out.addresses.insert(spec->address());
+  }
+  // ServiceEntries are the same in both snapshots (they did not change).
+  for (const auto& res : after.list(config::Kind::kServiceEntry)) {
+    const auto* se = res->specAs<net::ServiceEntry>();
+    if (!se || !se->has_workload_selector()) continue;
+    std::map<std::string, std::string> selector(se->workload_selector().labels().begin(),
+                                                se->workload_selector().labels().end());
+    for (const auto& we : changed) {
+      if (we->metadata.ns != res->metadata.ns) continue;
+      const auto* spec = we->specAs<net::WorkloadEntry>();
+      if (!spec) continue;
+      std::map<std::string, std::string> labels(spec->labels().begin(), spec->labels().end());
+      labels.insert(we->metadata.labels.begin(), we->metadata.labels.end());
+      if (model::labelsMatch(selector, labels)) {
+        out.entries.insert(res->metadata.ns + "/" + res->metadata.name);
+        break;
+      }
     }
   }
   return out;
+}
+
+// Adds the hostnames of the services `change.entries` define in `model`.
+void addHosts(EndpointChange& change, const model::MeshModel& model) {
+  for (const auto& svc : model.registry().services()) {
+    constexpr std::string_view kPrefix = "ServiceEntry ";
+    if (svc->source.starts_with(kPrefix) &&
+        change.entries.count(svc->source.substr(kPrefix.size()))) {
+      change.hosts.insert(svc->hostname);
+    }
+  }
+}
+
+// Whether a shared part has a cluster (and so endpoints) of one of `hosts`: cluster names are
+// `outbound|PORT|SUBSET|HOST`.
+bool refersToAny(const SharedResources& shared, const std::set<std::string>& hosts) {
+  bool found = false;
+  shared.by_type[0]->forEach([&](const xds::Resource& r) {
+    if (found || !r.name.starts_with("outbound|")) return;
+    found = hosts.count(r.name.substr(r.name.rfind('|') + 1)) > 0;
+  });
+  return found;
+}
+
+bool sameInstances(const std::vector<model::WorkloadInstance>& a,
+                   const std::vector<model::WorkloadInstance>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].ns != b[i].ns || a[i].group != b[i].group ||
+        a[i].entry.SerializeAsString() != b[i].entry.SerializeAsString()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 class IstioGenerator final : public Generator {
@@ -91,9 +193,56 @@ class IstioGenerator final : public Generator {
       if (!p.service_account.empty()) w.entry.set_service_account(p.service_account);
       instances.push_back(std::move(w));
     }
+    auto before = std::move(model_);
+    auto before_shared = std::move(shared_);
     shared_.clear();
-    model_ = model::MeshModel::build(std::move(snapshot), mesh, std::move(instances));
+    reused_ = 0;
+    endpoint_change_.reset();
+    kept_keys_.clear();
+    if (before && sameInstances(instances, instances_) && sameMesh(mesh)) {
+      endpoint_change_ = endpointOnlyChange(before->snapshot(), *snapshot);
+    }
+    const auto* before_registry =
+        before ? dynamic_cast<const model::ServiceEntryRegistry*>(&before->registry()) : nullptr;
+    if (endpoint_change_ && before_registry) {
+      // Only the ServiceEntries selecting a changed entry are rebuilt.
+      auto registry = std::make_shared<model::ServiceEntryRegistry>(
+          *snapshot, instances, *before_registry, endpoint_change_->entries);
+      model_ = model::MeshModel::build(std::move(snapshot), mesh, std::move(registry));
+    } else {
+      endpoint_change_.reset();
+      model_ = model::MeshModel::build(std::move(snapshot), mesh, instances);
+    }
     index_ = std::make_unique<translate::MeshIndex>(*model_);
+    // An endpoint-only change keeps the shared part of every share key that does not import the
+    // services concerned (most of them, with Sidecar scoping): it would translate the same.
+    // Share keys are comparable between the two models: only WorkloadEntries differ, and keys
+    // are built from proxy fields and the selectors of other kinds.
+    if (endpoint_change_) {
+      addHosts(*endpoint_change_, *before);
+      addHosts(*endpoint_change_, *model_);
+      for (auto& [key, shared] : before_shared) {
+        if (refersToAny(*shared, endpoint_change_->hosts)) continue;
+        kept_keys_.insert(key);
+        shared_.emplace(key, std::move(shared));
+      }
+      reused_ = shared_.size();
+    }
+    instances_ = std::move(instances);
+    mesh_ = mesh;
+  }
+
+  size_t reusedSharedParts() const override { return reused_; }
+
+  // Its shared part was kept, and its inbound part depends only on the services with endpoints
+  // at its own addresses, which did not change unless an entry at one of them did.
+  bool sameAsBefore(const xds::ProxyInfo& proxy) const override {
+    if (!endpoint_change_ || !kept_keys_.count(index_->shareKey(proxy))) return false;
+    if (endpoint_change_->addresses.count(proxy.ip)) return false;
+    for (const auto& ip : proxy.ips) {
+      if (endpoint_change_->addresses.count(ip)) return false;
+    }
+    return true;
   }
 
   // Istio's XdsCache idea without its invalidation rules: everything but the inbound part is
@@ -103,12 +252,14 @@ class IstioGenerator final : public Generator {
     auto& shared = shared_[index_->shareKey(proxy)];
     if (!shared) shared = packShared(translate::generateShared(*model_, proxy));
     xds::Snapshot snap;
-    for (size_t t = 0; t < std::size(kTypes); ++t) {
-      snap.setVersion(kTypes[t], "");
-      for (const auto& r : shared->by_type[t]) (void)snap.addShared(r.name, r.any, r.version);
-    }
+    for (size_t t = 0; t < std::size(kTypes); ++t) snap.setBase(kTypes[t], shared->by_type[t]);
     addResources(snap, translate::generateInbound(*model_, proxy, index_.get()));
-    for (auto type_url : kTypes) setTypeVersion(snap, type_url);
+    // The type's version: the shared layer's digest, then this proxy's own resources.
+    for (size_t t = 0; t < std::size(kTypes); ++t) {
+      const auto* set = snap.find(kTypes[t]);
+      snap.setVersion(kTypes[t],
+                      hex(layerDigest(*set, mast::xxHash64(shared->by_type[t]->version))));
+    }
     return snap;
   }
 
@@ -116,8 +267,17 @@ class IstioGenerator final : public Generator {
 
  private:
   std::shared_ptr<const model::MeshModel> model_;
-  std::unique_ptr<translate::MeshIndex> index_;                           // refers to *model_
-  std::map<std::string, std::shared_ptr<const SharedResources>> shared_;  // for model_ only
+  std::unique_ptr<translate::MeshIndex> index_;  // refers to *model_
+  bool sameMesh(const config::MeshConfig& mesh) const {
+    return mesh.SerializeAsString() == mesh_.SerializeAsString();
+  }
+
+  std::map<std::string, std::shared_ptr<const SharedResources>> shared_;  // valid for model_
+  std::vector<model::WorkloadInstance> instances_;  // model_'s auto-registered workloads
+  config::MeshConfig mesh_;
+  size_t reused_ = 0;
+  std::optional<EndpointChange> endpoint_change_;  // model_ vs the model before, if endpoint-only
+  std::set<std::string> kept_keys_;                // share keys whose shared part was kept
 };
 
 }  // namespace

@@ -202,6 +202,14 @@ void Mastd::stop() {
 
 // === Pushes ===
 
+namespace {
+double threadCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+}  // namespace
+
 std::shared_ptr<const xds::Snapshot> Mastd::snapshotFor(const xds::ProxyInfo& proxy) {
   auto snap = std::make_shared<const xds::Snapshot>(generator_->generate(proxy));
   convergence_.generated(proxy.id, model_version_, snap, dependencies_,
@@ -219,7 +227,13 @@ void Mastd::updateModelLocked(const std::vector<xds::ProxyInfo>& autos) {
 }
 
 void Mastd::pushAll(const std::set<std::string>&) {
+  std::lock_guard publish(publish_mu_);
   auto start = std::chrono::steady_clock::now();
+  double cpu_start = threadCpuMs();
+  auto t_model = start;
+  double cpu_model = cpu_start;
+  size_t proxy_count = 0;
+  size_t reused = 0;
   std::vector<std::pair<std::string, std::shared_ptr<const xds::Snapshot>>> out;
   {
     std::lock_guard lk(mu_);
@@ -236,10 +250,40 @@ void Mastd::pushAll(const std::set<std::string>&) {
     std::vector<xds::ProxyInfo> autos;
     for (const auto& [id, p] : auto_registered_) autos.push_back(p);
     updateModelLocked(autos);
-    for (const auto& [id, p] : proxies_) out.emplace_back(id, snapshotFor(p));
+    t_model = std::chrono::steady_clock::now();
+    cpu_model = threadCpuMs();
+    proxy_count = proxies_.size();
+    reused = generator_->reusedSharedParts();
+    for (const auto& [id, p] : proxies_) {
+      // A proxy whose config did not change keeps its snapshot object, and its streams are not
+      // woken: most proxies of a mesh are untouched by most changes.
+      auto prev = cache_.getSnapshot(id);
+      std::shared_ptr<const xds::Snapshot> snap = prev;
+      bool changed = false;
+      if (!prev || !generator_->sameAsBefore(p)) {
+        auto fresh = generator_->generate(p);
+        changed = !prev || !xds::Snapshot::sameContent(*prev, fresh);
+        if (changed) snap = std::make_shared<const xds::Snapshot>(std::move(fresh));
+      }
+      convergence_.generated(id, model_version_, snap, dependencies_,
+                             std::chrono::system_clock::now());
+      if (changed) out.emplace_back(id, std::move(snap));
+    }
   }
+  auto t_gen = std::chrono::steady_clock::now();
+  double cpu_gen = threadCpuMs();
   // Outside the lock: setSnapshot runs the stream pushes on this thread.
   for (auto& [id, s] : out) cache_.setSnapshot(id, s);
+  auto t_set = std::chrono::steady_clock::now();
+  double cpu_set = threadCpuMs();
+  auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  // Wall and this thread's CPU time per phase: on a busy machine the CPU figures are the ones
+  // that compare between runs.
+  MAST_LOG(INFO,
+           "push: {} of {} proxies changed ({} shared parts kept); model {:.1f} ms ({:.1f} cpu), "
+           "generate {:.1f} ms ({:.1f} cpu), send {:.1f} ms ({:.1f} cpu)",
+           out.size(), proxy_count, reused, ms(start, t_model), cpu_model - cpu_start,
+           ms(t_model, t_gen), cpu_gen - cpu_model, ms(t_gen, t_set), cpu_set - cpu_gen);
   pushes_ += out.size();
   ++push_rounds_;
   last_push_ = std::chrono::steady_clock::now();
@@ -248,12 +292,12 @@ void Mastd::pushAll(const std::set<std::string>&) {
     std::lock_guard lk(push_time_mu_);
     push_time_.observe(std::chrono::duration<double>(last_push_ - start).count());
   }
-  MAST_LOG(DEBUG, "push: {} proxies in {} us", out.size(), last_push_duration_.count());
 }
 
 Status Mastd::onProxyConnected(const xds::ProxyInfo& proxy) {
   std::shared_ptr<const xds::Snapshot> snap;
   bool registered = false;
+  std::unique_lock publish(publish_mu_);
   {
     std::lock_guard lk(mu_);
     auto group = proxy.metadata.find("AUTO_REGISTER_GROUP");
@@ -277,6 +321,7 @@ Status Mastd::onProxyConnected(const xds::ProxyInfo& proxy) {
   }
   MAST_LOG(INFO, "xds: proxy {} connected ({})", proxy.id, proxy.user_agent);
   cache_.setSnapshot(proxy.id, snap);
+  publish.unlock();
   if (registered) debouncer_->trigger("");  // the new workload changes other proxies' endpoints
   return {};
 }
@@ -557,13 +602,13 @@ HttpResponse Mastd::configDump(const HttpRequest& req) {
   o.preserve_proto_field_names = true;
   for (const auto& [url, set] : snap->types()) {
     nlohmann::json res = nlohmann::json::array();
-    for (const auto& [name, r] : set.resources) {
+    set.forEach([&](const xds::Resource& r) {
       std::string s;
       if (google::protobuf::util::MessageToJsonString(*r.any, &s, o).ok()) {
         res.push_back(nlohmann::json::parse(s));
       }
-    }
-    types[xds::shortTypeName(url)] = {{"version", set.version}, {"resources", res}};
+    });
+    types[xds::shortTypeName(url)] = {{"version", set.effectiveVersion()}, {"resources", res}};
   }
   return json(200, {{"proxy", id}, {"types", types}});
 }

@@ -61,6 +61,12 @@ class Generator {
   // The model the last update() built, when the generator has one: per-resource status
   // (which proxies need a resource) and /debug/registryz read it. Null = not available.
   virtual std::shared_ptr<const model::MeshModel> model() const { return nullptr; }
+  // How many per-share-key translations the last update() kept from the model before (an
+  // endpoint-only change keeps those of proxies that do not import the services concerned).
+  virtual size_t reusedSharedParts() const { return 0; }
+  // True when generate(proxy) would give what it gave under the update() before the last one,
+  // so a proxy's current snapshot can stay as it is. false = unknown.
+  virtual bool sameAsBefore(const xds::ProxyInfo&) const { return false; }
 };
 
 class Mastd {
@@ -113,6 +119,9 @@ class Mastd {
   int xds_port_ = 0;
   int http_port_ = 0;
 
+  // Held from generating snapshots until they are in the cache (pushAll, onProxyConnected), so
+  // that a snapshot of an older model never lands after one of a newer model. Taken before mu_.
+  std::mutex publish_mu_;
   std::mutex mu_;                                  // guards the maps below and generator_ calls
   std::map<std::string, xds::ProxyInfo> proxies_;  // connected, by node id
   std::map<std::string, uint64_t> streams_;        // node id → open stream count

@@ -402,6 +402,10 @@ class SotwStream final
     bool wildcard = false;
     std::set<std::string> names;
     bool sent_any = false;
+    // The subscription changed since the last evaluation: what it selects must be recomputed
+    // even when the type's version did not move.
+    bool resubscribed = true;
+    uint64_t evaluated_fingerprint = 0;  // the set's fingerprint() at the last evaluation
     std::string sent_version;
     std::map<std::string, std::string> sent;  // name → resource version
     TypeStatus status;
@@ -422,6 +426,7 @@ class SotwStream final
     }
     std::set<std::string> names(req.resource_names().begin(), req.resource_names().end());
     bool star = names.erase("*") > 0;
+    const bool was_wildcard = t.wildcard;
     if (!t.seen) {
       t.seen = true;
       t.legacy_wildcard = names.empty() && !star && isWildcardType(type_url);
@@ -434,6 +439,7 @@ class SotwStream final
         it = names.count(it->first) ? std::next(it) : t.sent.erase(it);
       }
     }
+    t.resubscribed = t.resubscribed || names != t.names || t.wildcard != was_wildcard;
     t.names = std::move(names);
     dirty_.insert(type_url);
   }
@@ -455,17 +461,24 @@ class SotwStream final
     Type& t = types_[type_url];
     const ResourceSet* set = snapshot.find(type_url);
     if (!t.seen || set == nullptr) return false;
+    const std::string version = set->effectiveVersion();
+    // The common case of a push to many proxies: this type did not change for this one.
+    const uint64_t fingerprint = set->fingerprint();
+    if (t.sent_any && t.sent_version == version && t.evaluated_fingerprint == fingerprint &&
+        !t.resubscribed) {
+      return false;
+    }
+    t.resubscribed = false;
+    t.evaluated_fingerprint = fingerprint;
     std::vector<const Resource*> chosen;
     if (t.wildcard) {
-      for (const auto& [name, r] : set->resources) chosen.push_back(&r);
+      chosen.reserve(set->size());
+      set->forEach([&chosen](const Resource& r) { chosen.push_back(&r); });
     } else {
       for (const auto& name : t.names) {
-        if (auto it = set->resources.find(name); it != set->resources.end()) {
-          chosen.push_back(&it->second);
-        }
+        if (const auto* r = set->find(name)) chosen.push_back(r);
       }
     }
-    const std::string version = set->effectiveVersion();
     std::map<std::string, std::string> chosen_versions;
     for (const auto* r : chosen) chosen_versions.emplace(r->name, r->version);
     // Only LDS/CDS (and explicit wildcards) have "the full set" semantics where an empty
@@ -523,6 +536,11 @@ class DeltaStream final
     std::set<std::string> names;
     std::map<std::string, std::string> known;
     std::set<std::string> absent_told;
+    // The type's version at the last evaluation, and whether the subscription changed since:
+    // when neither moved there is nothing to compare.
+    std::string evaluated_version;
+    uint64_t evaluated_fingerprint = 0;
+    bool resubscribed = true;
     TypeStatus status;
   };
 
@@ -537,6 +555,10 @@ class DeltaStream final
     if (!nonce.empty() && nonce == t.status.sent_nonce) {
       recordAckLocked(t.status, nonce, req.has_error_detail() ? &req.error_detail() : nullptr,
                       events);
+    }
+    if (!t.seen || req.resource_names_subscribe_size() > 0 ||
+        req.resource_names_unsubscribe_size() > 0) {
+      t.resubscribed = true;
     }
     if (!t.seen) {
       t.seen = true;
@@ -587,25 +609,34 @@ class DeltaStream final
     Type& t = types_[type_url];
     const ResourceSet* set = snapshot.find(type_url);
     if (!t.seen || set == nullptr) return false;
+    std::string version = set->effectiveVersion();
+    const uint64_t fingerprint = set->fingerprint();
+    if (!t.resubscribed && version == t.evaluated_version &&
+        fingerprint == t.evaluated_fingerprint) {
+      return false;
+    }
+    t.resubscribed = false;
+    t.evaluated_version = version;
+    t.evaluated_fingerprint = fingerprint;
     std::vector<const Resource*> updates;
     auto consider = [&](const Resource& r) {
       auto it = t.known.find(r.name);
       if (it == t.known.end() || it->second != r.version) updates.push_back(&r);
     };
     if (t.wildcard) {
-      for (const auto& [name, r] : set->resources) consider(r);
+      set->forEach(consider);
     } else {
       for (const auto& name : t.names) {
-        if (auto it = set->resources.find(name); it != set->resources.end()) consider(it->second);
+        if (const auto* r = set->find(name)) consider(*r);
       }
     }
     std::vector<std::string> removed;
     for (const auto& [name, version] : t.known) {
-      if (!set->resources.count(name)) removed.push_back(name);
+      if (!set->contains(name)) removed.push_back(name);
     }
     std::vector<std::string> absent;
     for (const auto& name : t.names) {
-      if (!set->resources.count(name) && !t.known.count(name) && !t.absent_told.count(name)) {
+      if (!set->contains(name) && !t.known.count(name) && !t.absent_told.count(name)) {
         absent.push_back(name);
       }
     }
@@ -616,7 +647,6 @@ class DeltaStream final
     }
 
     std::string nonce = nextNonce();
-    const std::string version = set->effectiveVersion();
     resp.set_system_version_info(version);
     resp.set_type_url(type_url);
     resp.set_nonce(nonce);

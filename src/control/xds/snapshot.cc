@@ -23,10 +23,32 @@ std::string contentVersion(const google::protobuf::Any& any) {
 std::string ResourceSet::effectiveVersion() const {
   if (!version.empty()) return version;
   uint64_t h = 0;
-  for (const auto& [name, r] : resources) h = xxHash64(r.version, xxHash64(name, h));
+  forEach([&h](const Resource& r) { h = xxHash64(r.version, xxHash64(r.name, h)); });
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+const Resource* ResourceSet::find(std::string_view name) const {
+  if (auto it = resources.find(name); it != resources.end()) return &it->second;
+  if (base) {
+    if (auto it = base->resources.find(name); it != base->resources.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+uint64_t ResourceSet::fingerprint() const {
+  return base ? xxHash64(std::string_view(reinterpret_cast<const char*>(&content_sum),
+                                          sizeof content_sum),
+                         base->fingerprint())
+              : content_sum;
+}
+
+size_t ResourceSet::size() const {
+  if (!base) return resources.size();
+  size_t n = base->resources.size();
+  for (const auto& [name, r] : resources) n += base->resources.count(name) ? 0 : 1;
+  return n;
 }
 
 std::string resourceName(const google::protobuf::Message& msg) {
@@ -65,6 +87,31 @@ void Snapshot::setVersion(std::string_view type_url, std::string version) {
   it->second.version = std::move(version);
 }
 
+void Snapshot::setBase(std::string_view type_url, std::shared_ptr<const ResourceSet> base) {
+  auto it = types_.find(type_url);
+  if (it == types_.end()) it = types_.emplace(std::string(type_url), ResourceSet{}).first;
+  it->second.base = std::move(base);
+}
+
+ResourceSet Snapshot::release(std::string_view type_url) {
+  auto it = types_.find(type_url);
+  if (it == types_.end()) return {};
+  ResourceSet out = std::move(it->second);
+  it->second = ResourceSet{};
+  return out;
+}
+
+bool Snapshot::sameContent(const Snapshot& a, const Snapshot& b) {
+  if (a.types_.size() != b.types_.size()) return false;
+  for (auto i = a.types_.begin(), j = b.types_.begin(); i != a.types_.end(); ++i, ++j) {
+    if (i->first != j->first || i->second.fingerprint() != j->second.fingerprint() ||
+        i->second.effectiveVersion() != j->second.effectiveVersion()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Status Snapshot::put(std::string_view type_url, std::string name,
                      std::shared_ptr<const google::protobuf::Any> any,
                      std::string resource_version) {
@@ -76,8 +123,16 @@ Status Snapshot::put(std::string_view type_url, std::string name,
   if (resource_version.empty()) resource_version = contentVersion(*any);
   auto it = types_.find(type_url);
   if (it == types_.end()) it = types_.emplace(std::string(type_url), ResourceSet{}).first;
+  ResourceSet& set = it->second;
+  auto entryHash = [](const std::string& n, const std::string& v) {
+    return xxHash64(v, xxHash64(n));
+  };
+  set.content_sum += entryHash(name, resource_version);
+  if (auto old = set.resources.find(name); old != set.resources.end()) {
+    set.content_sum -= entryHash(old->first, old->second.version);
+  }
   Resource r{name, std::move(resource_version), std::move(any)};
-  it->second.resources.insert_or_assign(std::move(name), std::move(r));
+  set.resources.insert_or_assign(std::move(name), std::move(r));
   return {};
 }
 

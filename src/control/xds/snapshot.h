@@ -30,15 +30,53 @@ struct Resource {
   std::shared_ptr<const google::protobuf::Any> any;
 };
 
-// All resources of one type in a snapshot.
+// All resources of one type in a snapshot: this set's own `resources` over an optional shared
+// `base` layer. Many proxies' snapshots hold the same base (the part of their config that does
+// not depend on the workload), so a push builds and keeps only the small per-proxy part. A name
+// in `resources` hides the same name in `base`; a base never has a base of its own.
 struct ResourceSet {
   std::string version;  // the SotW version_info for this type ("" = derive, see effectiveVersion)
-  std::map<std::string, Resource> resources;
+  std::map<std::string, Resource, std::less<>> resources;
+  std::shared_ptr<const ResourceSet> base;
+  // Sum of a hash of every own (name, resource version), kept by Snapshot's mutators; with the
+  // base's, fingerprint() changes whenever the visible content does, whatever `version` says.
+  uint64_t content_sum = 0;
+
+  uint64_t fingerprint() const;
 
   // `version`, or when the owner left it empty a hash of the names and resource versions, so
   // that clients always see a version that changes with the content.
   std::string effectiveVersion() const;
+
+  // Lookups and iteration over both layers.
+  const Resource* find(std::string_view name) const;
+  bool contains(std::string_view name) const { return find(name) != nullptr; }
+  bool empty() const { return resources.empty() && (!base || base->resources.empty()); }
+  size_t size() const;
+  // Calls f(const Resource&) for every visible resource, in name order.
+  template <class F>
+  void forEach(F&& f) const;
 };
+
+template <class F>
+void ResourceSet::forEach(F&& f) const {
+  if (!base || base->resources.empty()) {
+    for (const auto& [name, r] : resources) f(r);
+    return;
+  }
+  auto a = base->resources.begin(), ae = base->resources.end();
+  auto b = resources.begin(), be = resources.end();
+  while (a != ae || b != be) {
+    if (b == be || (a != ae && a->first < b->first)) {
+      f(a->second);
+      ++a;
+    } else {
+      if (a != ae && a->first == b->first) ++a;  // hidden by the own layer
+      f(b->second);
+      ++b;
+    }
+  }
+}
 
 // The name an xDS resource is known by: `name` for most types, `cluster_name` for a
 // ClusterLoadAssignment. Empty when the message has neither string field.
@@ -65,6 +103,10 @@ class Snapshot {
   Status add(const google::protobuf::Message& msg, std::string resource_version = {});
   // Adds an already packed resource under an explicit name; the type URL is any.type_url().
   Status addAny(std::string name, google::protobuf::Any any, std::string resource_version = {});
+  // Puts a shared layer under `type_url`'s own resources (declaring the type if needed).
+  void setBase(std::string_view type_url, std::shared_ptr<const ResourceSet> base);
+  // Moves one type's set out (the type stays declared, empty); for building shared layers.
+  ResourceSet release(std::string_view type_url);
   // Adds an already packed resource that other snapshots share (its bytes are not copied).
   Status addShared(std::string name, std::shared_ptr<const google::protobuf::Any> any,
                    std::string resource_version = {});
@@ -78,6 +120,9 @@ class Snapshot {
   // nullptr when the type was never declared.
   const ResourceSet* find(std::string_view type_url) const;
   const std::map<std::string, ResourceSet, std::less<>>& types() const { return types_; }
+  // True when both declare the same types with the same effective versions and content
+  // fingerprints: a proxy given `b` after `a` would be sent nothing new.
+  static bool sameContent(const Snapshot& a, const Snapshot& b);
 
  private:
   Status put(std::string_view type_url, std::string name,

@@ -72,6 +72,87 @@ TEST(SnapshotTest, RejectsNamelessAndMismatchedResources) {
   EXPECT_EQ(s.find(kClusterType)->resources.count("by-key"), 1u);
 }
 
+Cluster named(const std::string& name, int connect_timeout_s = 1) {
+  Cluster c;
+  c.set_name(name);
+  c.mutable_connect_timeout()->set_seconds(connect_timeout_s);
+  return c;
+}
+
+TEST(SnapshotTest, SharedBaseLayerUnderOwnResources) {
+  Snapshot shared;
+  ASSERT_TRUE(shared.add(named("b")));
+  ASSERT_TRUE(shared.add(named("d")));
+  ASSERT_TRUE(shared.add(named("same", 1)));
+  auto base = std::make_shared<ResourceSet>(shared.release(kClusterType));
+  EXPECT_TRUE(shared.find(kClusterType)->empty());  // released, still declared
+
+  Snapshot s;
+  s.setBase(kClusterType, base);
+  ASSERT_TRUE(s.add(named("a")));
+  ASSERT_TRUE(s.add(named("c")));
+  ASSERT_TRUE(s.add(named("same", 2)));  // hides the base's "same"
+  const ResourceSet* set = s.find(kClusterType);
+  ASSERT_NE(set, nullptr);
+  std::vector<std::string> order;
+  set->forEach([&](const Resource& r) { order.push_back(r.name); });
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c", "d", "same"}));
+  EXPECT_EQ(set->size(), 5u);
+  EXPECT_FALSE(set->empty());
+  ASSERT_NE(set->find("d"), nullptr);
+  EXPECT_EQ(set->find("d")->version, base->resources.at("d").version);
+  EXPECT_EQ(set->find("same")->version, set->resources.at("same").version);
+  EXPECT_NE(set->find("same")->version, base->resources.at("same").version);
+  EXPECT_EQ(set->find("zz"), nullptr);
+
+  // A base alone counts as content; an empty layer over an empty base does not.
+  Snapshot only_base;
+  only_base.setBase(kClusterType, base);
+  EXPECT_FALSE(only_base.find(kClusterType)->empty());
+  Snapshot nothing;
+  nothing.setBase(kClusterType, std::make_shared<ResourceSet>());
+  EXPECT_TRUE(nothing.find(kClusterType)->empty());
+}
+
+TEST(SnapshotTest, FingerprintFollowsContentWhateverTheVersionSays) {
+  auto build = [](int timeout, bool extra) {
+    Snapshot s;
+    s.setVersion(kClusterType, "v1");  // an owner-chosen version that never moves
+    EXPECT_TRUE(s.add(named("a", timeout)));
+    if (extra) EXPECT_TRUE(s.add(named("b")));
+    return s;
+  };
+  Snapshot a = build(1, false), same = build(1, false), changed = build(2, false),
+           more = build(1, true);
+  EXPECT_TRUE(Snapshot::sameContent(a, same));
+  EXPECT_FALSE(Snapshot::sameContent(a, changed));  // same version string, other content
+  EXPECT_FALSE(Snapshot::sameContent(a, more));
+  EXPECT_EQ(a.find(kClusterType)->fingerprint(), same.find(kClusterType)->fingerprint());
+
+  // Replacing a resource with itself leaves the fingerprint; replacing it with other content
+  // and back restores it.
+  uint64_t fp = a.find(kClusterType)->fingerprint();
+  ASSERT_TRUE(a.add(named("a", 1)));
+  EXPECT_EQ(a.find(kClusterType)->fingerprint(), fp);
+  ASSERT_TRUE(a.add(named("a", 5)));
+  EXPECT_NE(a.find(kClusterType)->fingerprint(), fp);
+  ASSERT_TRUE(a.add(named("a", 1)));
+  EXPECT_EQ(a.find(kClusterType)->fingerprint(), fp);
+
+  // A changed base changes the fingerprint of every snapshot over it.
+  Snapshot b1, b2;
+  ASSERT_TRUE(b1.add(named("x", 1)));
+  ASSERT_TRUE(b2.add(named("x", 2)));
+  Snapshot over1, over2;
+  over1.setBase(kClusterType, std::make_shared<ResourceSet>(b1.release(kClusterType)));
+  over2.setBase(kClusterType, std::make_shared<ResourceSet>(b2.release(kClusterType)));
+  EXPECT_FALSE(Snapshot::sameContent(over1, over2));
+  // Different declared types are different content.
+  Snapshot eds = build(1, false);
+  eds.setVersion(kEndpointType, "");
+  EXPECT_FALSE(Snapshot::sameContent(build(1, false), eds));
+}
+
 TEST(SnapshotCacheTest, WatchesSeeTheLatestSnapshotAndCanBeCancelled) {
   SnapshotCache cache;
   std::vector<std::string> seen;
