@@ -343,7 +343,11 @@ def test_apply_and_delete_inside_a_multi_document_file(mesh, tmp_path):
     gw = start_proxy(tmp_path, "gw", mesh, GATEWAY_NODE)
     try:
         port = mesh.gw_port
-        assert eventually(lambda: get(port)[2] == "v1", timeout=10)
+        # The first route waits for the proxy to start and sync: allow for a loaded CI machine,
+        # and say what was seen when it never comes.
+        if not eventually(lambda: get(port)[2] == "v1", timeout=30):
+            pytest.fail("gateway never routed to v1; last answer %r\nproxy-status:\n%s" %
+                        (get(port), mesh.ctl("proxy-status").stdout))
         files = sorted(p.name for p in mesh.dir.iterdir())
 
         r = mesh.ctl("apply", "-f", "-", stdin=VS_BY_HEADER)
