@@ -232,6 +232,40 @@ TEST_F(AdsSotwTest, OnlyChangedTypesArePushedInCdsEdsLdsRdsOrder) {
   EXPECT_FALSE(client.read(300ms));
 }
 
+TEST_F(AdsSotwTest, SharedBaseLayerIsSentWholeAndContentChangesUnderAFixedVersionArePushed) {
+  // mastd's shape: most clusters in a base layer shared by many snapshots, a few of the
+  // proxy's own on top. The owner here keeps one version string whatever the content.
+  Snapshot shared;
+  ASSERT_TRUE(shared.add(makeEdsCluster("b1")));
+  ASSERT_TRUE(shared.add(makeEdsCluster("b2")));
+  auto base = std::make_shared<ResourceSet>(shared.release(kClusterType));
+  auto snapshot = [&](const std::string& own) {
+    Snapshot s;
+    s.setVersion(kClusterType, "fixed");
+    s.setBase(kClusterType, base);
+    EXPECT_TRUE(s.add(makeEdsCluster(own)));
+    return s;
+  };
+  cache_.setSnapshot(kNode, snapshot("a1"));
+  SotwClient client(port_, false);
+  ASSERT_TRUE(client.send(request(kClusterType, {}, kNode)));
+  auto first = client.read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(names(*first), (std::set<std::string>{"a1", "b1", "b2"}));
+  ASSERT_TRUE(client.send(ack(*first)));
+  ASSERT_TRUE(waitFor([&] { return acks_.size() == 1; }));
+
+  // Equal content in a new snapshot object: nothing is sent.
+  cache_.setSnapshot(kNode, snapshot("a1"));
+  EXPECT_FALSE(client.read(300ms));
+  // Other content, same version string: pushed, since the content is not what was sent.
+  cache_.setSnapshot(kNode, snapshot("a2"));
+  auto second = client.read();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->version_info(), "fixed");
+  EXPECT_EQ(names(*second), (std::set<std::string>{"a2", "b1", "b2"}));
+}
+
 TEST_F(AdsSotwTest, StaleNoncesAreIgnored) {
   cache_.setSnapshot(kNode, makeSnapshot("v1"));
   SotwClient client(port_, false);
