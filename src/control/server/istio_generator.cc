@@ -1,5 +1,6 @@
 #include "control/server/istio_generator.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -82,15 +83,12 @@ struct EndpointChange {
   std::set<std::string> hosts;      // the services of `entries` (see addHosts)
 };
 
-// When every difference between two config snapshots is in WorkloadEntries: which
-// ServiceEntries select them (before or after) and their addresses; nullopt for any other
-// change. Selection follows the registry: a ServiceEntry's workloadSelector picks entries of its
-// own namespace by spec + metadata labels.
-std::optional<EndpointChange> endpointOnlyChange(const config::ConfigSnapshot& before,
-                                                 const config::ConfigSnapshot& after) {
+// Every resource that differs between two config snapshots (both versions of a changed one).
+std::vector<std::shared_ptr<const config::Resource>> changedResources(
+    const config::ConfigSnapshot& before, const config::ConfigSnapshot& after) {
   const auto& a = before.resources();
   const auto& b = after.resources();
-  std::vector<std::shared_ptr<const config::Resource>> changed;  // old and new versions
+  std::vector<std::shared_ptr<const config::Resource>> changed;
   auto ia = a.begin(), ib = b.begin();
   while (ia != a.end() || ib != b.end()) {
     if (ib == b.end() || (ia != a.end() && ia->first < ib->first)) {
@@ -108,25 +106,35 @@ std::optional<EndpointChange> endpointOnlyChange(const config::ConfigSnapshot& b
       ++ib;
     }
   }
-  EndpointChange out;
+  return changed;
+}
+
+// The ServiceEntries ("ns/name") of `after` whose services may differ from before: the changed
+// ones and those selecting a changed WorkloadEntry (old or new labels). Selection follows the
+// registry: a workloadSelector picks entries of its own namespace by spec + metadata labels.
+std::set<std::string> serviceEntriesToRebuild(
+    const std::vector<std::shared_ptr<const config::Resource>>& changed,
+    const config::ConfigSnapshot& after) {
+  std::set<std::string> out;
+  std::vector<const config::Resource*> entries;
   for (const auto& r : changed) {
-    if (r->kind != config::Kind::kWorkloadEntry) return std::nullopt;
-    if (const auto* spec = r->specAs<net::WorkloadEntry>()) out.addresses.insert(spec->address());
+    if (r->kind == config::Kind::kServiceEntry) out.insert(r->metadata.ns + "/" + r->metadata.name);
+    if (r->kind == config::Kind::kWorkloadEntry) entries.push_back(r.get());
   }
-  // ServiceEntries are the same in both snapshots (they did not change).
+  if (entries.empty()) return out;
   for (const auto& res : after.list(config::Kind::kServiceEntry)) {
     const auto* se = res->specAs<net::ServiceEntry>();
     if (!se || !se->has_workload_selector()) continue;
     std::map<std::string, std::string> selector(se->workload_selector().labels().begin(),
                                                 se->workload_selector().labels().end());
-    for (const auto& we : changed) {
+    for (const auto* we : entries) {
       if (we->metadata.ns != res->metadata.ns) continue;
       const auto* spec = we->specAs<net::WorkloadEntry>();
       if (!spec) continue;
       std::map<std::string, std::string> labels(spec->labels().begin(), spec->labels().end());
       labels.insert(we->metadata.labels.begin(), we->metadata.labels.end());
       if (model::labelsMatch(selector, labels)) {
-        out.entries.insert(res->metadata.ns + "/" + res->metadata.name);
+        out.insert(res->metadata.ns + "/" + res->metadata.name);
         break;
       }
     }
@@ -199,18 +207,31 @@ class IstioGenerator final : public Generator {
     reused_ = 0;
     endpoint_change_.reset();
     kept_keys_.clear();
-    if (before && sameInstances(instances, instances_) && sameMesh(mesh)) {
-      endpoint_change_ = endpointOnlyChange(before->snapshot(), *snapshot);
-    }
+    // With the same auto-registrations and mesh config, the registry is rebuilt only for the
+    // ServiceEntries that a change can concern; the others keep their services (a
+    // VirtualService change rebuilds none). When only WorkloadEntries changed, that is also an
+    // endpoint-only change (see below).
     const auto* before_registry =
         before ? dynamic_cast<const model::ServiceEntryRegistry*>(&before->registry()) : nullptr;
-    if (endpoint_change_ && before_registry) {
-      // Only the ServiceEntries selecting a changed entry are rebuilt.
-      auto registry = std::make_shared<model::ServiceEntryRegistry>(
-          *snapshot, instances, *before_registry, endpoint_change_->entries);
+    if (before_registry && sameInstances(instances, instances_) && sameMesh(mesh)) {
+      auto changed = changedResources(before->snapshot(), *snapshot);
+      auto rebuild = serviceEntriesToRebuild(changed, *snapshot);
+      bool only_entries = std::all_of(changed.begin(), changed.end(), [](const auto& r) {
+        return r->kind == config::Kind::kWorkloadEntry;
+      });
+      if (only_entries) {
+        endpoint_change_.emplace();
+        endpoint_change_->entries = rebuild;
+        for (const auto& r : changed) {
+          if (const auto* spec = r->specAs<net::WorkloadEntry>()) {
+            endpoint_change_->addresses.insert(spec->address());
+          }
+        }
+      }
+      auto registry = std::make_shared<model::ServiceEntryRegistry>(*snapshot, instances,
+                                                                    *before_registry, rebuild);
       model_ = model::MeshModel::build(std::move(snapshot), mesh, std::move(registry));
     } else {
-      endpoint_change_.reset();
       model_ = model::MeshModel::build(std::move(snapshot), mesh, instances);
     }
     index_ = std::make_unique<translate::MeshIndex>(*model_);
