@@ -53,14 +53,20 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
   std::string req = method + " " + path_and_query + " HTTP/1.1\r\nhost: " + address +
                     "\r\nuser-agent: mastctl\r\nconnection: close\r\ncontent-length: " +
                     std::to_string(body.size()) + "\r\n\r\n" + body;
-  asio::write(socket, asio::buffer(req), ec);
-  if (ec) return Error{"sending to mastd: " + ec.message()};
+  // EINTR is retried: with SO_RCVTIMEO the kernel does not restart an interrupted recv, and
+  // with asio's io_uring backend (MAST_IO_URING) the teardown of an earlier io_context's ring
+  // interrupts this thread's next blocking call.
+  for (size_t sent = 0; sent < req.size();) {
+    sent += socket.write_some(asio::buffer(req.data() + sent, req.size() - sent), ec);
+    if (ec && ec != asio::error::interrupted) return Error{"sending to mastd: " + ec.message()};
+  }
   std::string resp;
   char buf[16384];
   for (;;) {
     size_t n = socket.read_some(asio::buffer(buf), ec);
     resp.append(buf, n);
     if (ec == asio::error::eof) break;
+    if (ec == asio::error::interrupted) continue;
     if (ec) return Error{"reading from mastd: " + ec.message()};
   }
   size_t head_end = resp.find("\r\n\r\n");
