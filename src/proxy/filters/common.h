@@ -1,9 +1,8 @@
 #pragma once
-// Pieces shared by the HTTP filters of this folder: typed matchers and percentages built once from
-// Envoy protos (never read per request), header mutations, the base of per-route configs and the
-// stats context. Everything here is immutable after construction and safe to share across workers.
-#include <re2/re2.h>
-
+// Pieces shared by the HTTP filters of this folder: percentages and header mutations built once
+// from Envoy protos (never read per request), the base of per-route configs and the stats context.
+// The string/header matchers are the route table's (src/proxy/router). Everything here is immutable
+// after construction and safe to share across workers.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,15 +11,10 @@
 
 #include "base/result.h"
 #include "http/header_map.h"
+#include "proxy/router/route_table.h"
 
 namespace envoy::type::v3 {
 class FractionalPercent;
-}
-namespace envoy::type::matcher::v3 {
-class StringMatcher;
-}
-namespace envoy::config::route::v3 {
-class HeaderMatcher;
 }
 namespace envoy::config::core::v3 {
 class HeaderValueOption;
@@ -51,35 +45,13 @@ struct Percentage {
 };
 Percentage parsePercentage(const envoy::type::v3::FractionalPercent& p);
 
-// envoy.type.matcher.v3.StringMatcher (custom matchers are rejected at config time).
-struct StringMatcher {
-  enum class Kind { Exact, Prefix, Suffix, Contains, Regex };
-  Kind kind = Kind::Exact;
-  std::string value;  // lower-cased when ignore_case
-  bool ignore_case = false;
-  std::shared_ptr<const RE2> regex;
-  bool match(std::string_view s) const;
-};
-Result<StringMatcher> parseStringMatcher(const envoy::type::matcher::v3::StringMatcher& m,
-                                         const std::string& path);
-
-// envoy.config.route.v3.HeaderMatcher. Repeated headers are matched on their values joined with
-// ",". A missing header never matches (except present_match: false, or
-// treat_missing_header_as_empty, which matches against "").
-struct HeaderMatcher {
-  enum class Kind { Present, String, Range };
-  std::string name;
-  Kind kind = Kind::Present;
-  bool present = true;
-  StringMatcher string;
-  int64_t range_start = 0, range_end = 0;  // [start, end)
-  bool invert = false;
-  bool treat_missing_as_empty = false;
-  bool match(const http::HeaderMap& h) const;
-};
-Result<HeaderMatcher> parseHeaderMatcher(const envoy::config::route::v3::HeaderMatcher& m,
-                                         const std::string& path);
-bool matchAllHeaders(const std::vector<HeaderMatcher>& matchers, const http::HeaderMap& h);
+// String and header matchers: the route table's (one implementation for routes and filters; this
+// module sits above src/proxy/router in the dependency order).
+using mast::router::HeaderMatcher;
+using mast::router::matchAllHeaders;
+using mast::router::parseHeaderMatcher;
+using mast::router::parseStringMatcher;
+using mast::router::StringMatcher;
 
 // envoy.config.core.v3.HeaderValueOption with a literal value (%COMMAND% substitution is not
 // supported: values are used verbatim).

@@ -368,8 +368,8 @@ TEST_F(FaultTest, ConfigErrorsNameTheField) {
   EXPECT_EQ(filterError(faultFilter(R"("delay":{"fixed_delay":"0s"})")),
             "hcm.http_filters[0].typed_config.delay.fixed_delay: must be greater than 0");
   EXPECT_EQ(filterError(faultFilter(R"("headers":[{"name":"x","safe_regex_match":{"regex":"("}}])"))
-                .rfind("hcm.http_filters[0].typed_config.headers[0].safe_regex_match.safe_regex."
-                       "regex: invalid regex",
+                .rfind("hcm.http_filters[0].typed_config.headers[0].safe_regex_match.regex: "
+                       "invalid regex",
                        0),
             0u);
   EXPECT_EQ(filterError(faultFilter(R"("upstream_cluster":"x")")),

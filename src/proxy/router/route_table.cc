@@ -38,96 +38,195 @@ Result<std::shared_ptr<const RE2>> compileRegex(const std::string& pattern,
   return std::shared_ptr<const RE2>(re);
 }
 
-Result<StringMatcher> parseStringMatcher(const envoy::type::matcher::v3::StringMatcher& m,
-                                         const std::string& path) {
-  StringMatcher s;
-  s.ignore_case = m.ignore_case();
-  using SM = envoy::type::matcher::v3::StringMatcher;
-  switch (m.match_pattern_case()) {
-    case SM::kExact:
-      s.kind = StringMatcher::Kind::Exact;
-      s.value = m.exact();
-      break;
-    case SM::kPrefix:
-      s.kind = StringMatcher::Kind::Prefix;
-      s.value = m.prefix();
-      break;
-    case SM::kSuffix:
-      s.kind = StringMatcher::Kind::Suffix;
-      s.value = m.suffix();
-      break;
-    case SM::kContains:
-      s.kind = StringMatcher::Kind::Contains;
-      s.value = m.contains();
-      break;
-    case SM::kSafeRegex: {
-      s.kind = StringMatcher::Kind::Regex;
-      auto re = compileRegex(m.safe_regex().regex(), path + ".safe_regex");
-      if (!re) return Error{re.error()};
-      s.regex = *re;
-      break;
-    }
-    default:
-      return Error{path + ": unsupported string matcher"};
+// "base.field", or "field" when base is empty (callers may pass an empty path).
+std::string join(const std::string& base, std::string_view field) {
+  if (base.empty()) return std::string(field);
+  return base + "." + std::string(field);
+}
+
+Result<StringMatcher> simpleMatcher(StringMatcher::Kind kind, const std::string& value,
+                                    bool ignore_case, const std::string& path,
+                                    std::string_view field) {
+  if (kind != StringMatcher::Kind::Exact && value.empty()) {
+    return Error{join(path, field) + ": must not be empty"};
   }
+  StringMatcher s;
+  s.kind = kind;
+  s.value = value;
+  s.ignore_case = ignore_case;
+  if (ignore_case) http::toLowerInPlace(s.value);
   return s;
 }
 
+Result<StringMatcher> regexMatcher(const std::string& pattern, const std::string& path) {
+  auto re = compileRegex(pattern, path);
+  if (!re) return Error{re.error()};
+  StringMatcher s;
+  s.kind = StringMatcher::Kind::Regex;
+  s.regex = std::move(*re);
+  return s;
+}
+
+}  // namespace
+
+Result<StringMatcher> parseStringMatcher(const envoy::type::matcher::v3::StringMatcher& m,
+                                         const std::string& path) {
+  using SM = envoy::type::matcher::v3::StringMatcher;
+  using K = StringMatcher::Kind;
+  const bool ic = m.ignore_case();
+  switch (m.match_pattern_case()) {
+    case SM::kExact:
+      return simpleMatcher(K::Exact, m.exact(), ic, path, "exact");
+    case SM::kPrefix:
+      return simpleMatcher(K::Prefix, m.prefix(), ic, path, "prefix");
+    case SM::kSuffix:
+      return simpleMatcher(K::Suffix, m.suffix(), ic, path, "suffix");
+    case SM::kContains:
+      return simpleMatcher(K::Contains, m.contains(), ic, path, "contains");
+    case SM::kSafeRegex:
+      return regexMatcher(m.safe_regex().regex(), join(path, "safe_regex.regex"));
+    case SM::kCustom:
+      return Error{join(path, "custom") + ": custom string matchers are not supported"};
+    default:
+      return Error{(path.empty() ? std::string("string matcher") : path) +
+                   ": one of exact, prefix, suffix, contains, safe_regex is required"};
+  }
+}
+
 Result<HeaderMatcher> parseHeaderMatcher(const rv3::HeaderMatcher& m, const std::string& path) {
+  using HM = rv3::HeaderMatcher;
+  using K = StringMatcher::Kind;
   HeaderMatcher h;
+  if (m.name().empty()) return Error{join(path, "name") + ": must not be empty"};
   h.name = lower(m.name());
   h.invert = m.invert_match();
   h.treat_missing_as_empty = m.treat_missing_header_as_empty();
-  using HM = rv3::HeaderMatcher;
-  auto simple = [&](StringMatcher::Kind k, const std::string& v) {
-    h.kind = HeaderMatcher::Kind::String;
-    h.string.kind = k;
-    h.string.value = v;
-  };
+  Result<StringMatcher> s = StringMatcher{};
   switch (m.header_match_specifier_case()) {
     case HM::kExactMatch:
-      simple(StringMatcher::Kind::Exact, m.exact_match());
+      s = simpleMatcher(K::Exact, m.exact_match(), false, path, "exact_match");
       break;
     case HM::kPrefixMatch:
-      simple(StringMatcher::Kind::Prefix, m.prefix_match());
+      s = simpleMatcher(K::Prefix, m.prefix_match(), false, path, "prefix_match");
       break;
     case HM::kSuffixMatch:
-      simple(StringMatcher::Kind::Suffix, m.suffix_match());
+      s = simpleMatcher(K::Suffix, m.suffix_match(), false, path, "suffix_match");
       break;
     case HM::kContainsMatch:
-      simple(StringMatcher::Kind::Contains, m.contains_match());
+      s = simpleMatcher(K::Contains, m.contains_match(), false, path, "contains_match");
       break;
-    case HM::kSafeRegexMatch: {
-      h.kind = HeaderMatcher::Kind::String;
-      h.string.kind = StringMatcher::Kind::Regex;
-      auto re = compileRegex(m.safe_regex_match().regex(), path + ".safe_regex_match");
-      if (!re) return Error{re.error()};
-      h.string.regex = *re;
+    case HM::kSafeRegexMatch:
+      s = regexMatcher(m.safe_regex_match().regex(), join(path, "safe_regex_match.regex"));
       break;
-    }
+    case HM::kStringMatch:
+      s = parseStringMatcher(m.string_match(), join(path, "string_match"));
+      break;
     case HM::kRangeMatch:
+      if (m.range_match().start() >= m.range_match().end()) {
+        return Error{join(path, "range_match") + ": start must be less than end"};
+      }
       h.kind = HeaderMatcher::Kind::Range;
       h.range_start = m.range_match().start();
       h.range_end = m.range_match().end();
-      break;
+      return h;
     case HM::kPresentMatch:
       h.kind = HeaderMatcher::Kind::Present;
       h.present = m.present_match();
-      break;
-    case HM::kStringMatch: {
-      auto s = parseStringMatcher(m.string_match(), path + ".string_match");
-      if (!s) return Error{s.error()};
-      h.kind = HeaderMatcher::Kind::String;
-      h.string = *s;
-      break;
-    }
+      return h;
     default:
-      // No specifier: presence.
+      // No specifier: the header must be present (Envoy's default).
       h.kind = HeaderMatcher::Kind::Present;
       h.present = true;
+      return h;
   }
+  if (!s) return Error{s.error()};
+  h.kind = HeaderMatcher::Kind::String;
+  h.string = std::move(*s);
   return h;
 }
+
+bool matchAllHeaders(const std::vector<HeaderMatcher>& matchers, const http::HeaderMap& h) {
+  return std::all_of(matchers.begin(), matchers.end(),
+                     [&](const HeaderMatcher& m) { return m.match(h); });
+}
+
+Result<QueryParameterMatcher> parseQueryParameterMatcher(const rv3::QueryParameterMatcher& m,
+                                                         const std::string& path) {
+  if (m.name().empty()) return Error{join(path, "name") + ": must not be empty"};
+  QueryParameterMatcher q;
+  q.name = m.name();
+  if (m.has_string_match()) {
+    auto s = parseStringMatcher(m.string_match(), join(path, "string_match"));
+    if (!s) return Error{s.error()};
+    q.string = std::move(*s);
+  }
+  return q;
+}
+
+bool StringMatcher::match(std::string_view s) const {
+  switch (kind) {
+    case Kind::Exact:
+      return ignore_case ? http::iequals(s, value) : s == value;
+    case Kind::Prefix:
+      return startsWith(s, value, ignore_case);
+    case Kind::Suffix:
+      return endsWith(s, value, ignore_case);
+    case Kind::Contains:
+      if (!ignore_case) return s.find(value) != std::string_view::npos;
+      return lower(s).find(value) != std::string::npos;  // `value` is lower-case already
+    case Kind::Regex:
+      return RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *regex);
+  }
+  return false;
+}
+
+// Envoy's order: a missing header (not treated as empty) decides on its own, without running the
+// specific matcher; only present_match can match it, and invert_match swaps which of
+// present_match true/false does. Otherwise the specific result is inverted.
+bool HeaderMatcher::match(const http::HeaderMap& h) const {
+  const std::string* v = h.get(name);
+  if (!v && !treat_missing_as_empty) return kind == Kind::Present && present == invert;
+  bool m;
+  if (kind == Kind::Present) {
+    m = present;
+  } else {
+    std::string joined;
+    if (v && h.getAll(name).size() > 1) {
+      joined = h.getJoined(name);
+      v = &joined;
+    }
+    std::string_view value = v ? std::string_view(*v) : std::string_view();
+    if (kind == Kind::String) {
+      m = string.match(value);
+    } else {
+      int64_t n = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      m = ec == std::errc() && p == value.data() + value.size() && n >= range_start &&
+          n < range_end;
+    }
+  }
+  return m != invert;
+}
+
+bool QueryParameterMatcher::match(std::string_view query) const {
+  size_t start = 0;
+  while (start <= query.size()) {
+    size_t amp = query.find('&', start);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view kv = query.substr(start, amp - start);
+    size_t eq = kv.find('=');
+    std::string_view k = kv.substr(0, eq);
+    if (k == name) {
+      if (!string) return true;
+      std::string_view v = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+      return string->match(v);
+    }
+    start = amp + 1;
+  }
+  return false;
+}
+
+namespace {
 
 std::chrono::milliseconds toMs(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
@@ -294,71 +393,6 @@ Result<std::map<std::string, std::shared_ptr<const void>, std::less<>>> parsePer
 }
 
 }  // namespace
-
-bool StringMatcher::match(std::string_view s) const {
-  switch (kind) {
-    case Kind::Exact:
-      return ignore_case ? http::iequals(s, value) : s == value;
-    case Kind::Prefix:
-      return startsWith(s, value, ignore_case);
-    case Kind::Suffix:
-      return endsWith(s, value, ignore_case);
-    case Kind::Contains:
-      if (!ignore_case) return s.find(value) != std::string_view::npos;
-      return lower(s).find(lower(value)) != std::string::npos;
-    case Kind::Regex:
-      return RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *regex);
-  }
-  return false;
-}
-
-bool HeaderMatcher::match(const http::HeaderMap& h) const {
-  bool result;
-  const std::string* v = h.get(name);
-  std::string joined;
-  if (v && h.getAll(name).size() > 1) {
-    joined = h.getJoined(name);
-    v = &joined;
-  }
-  static const std::string kEmpty;
-  if (!v && treat_missing_as_empty && kind != Kind::Present) v = &kEmpty;
-  switch (kind) {
-    case Kind::Present:
-      result = (v != nullptr) == present;
-      break;
-    case Kind::Range: {
-      int64_t n = 0;
-      if (!v) {
-        result = false;
-        break;
-      }
-      auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-      result = ec == std::errc() && p == v->data() + v->size() && n >= range_start && n < range_end;
-      break;
-    }
-    default:
-      result = v && string.match(*v);
-  }
-  return result != invert;
-}
-
-bool QueryParameterMatcher::match(std::string_view query) const {
-  size_t start = 0;
-  while (start <= query.size()) {
-    size_t amp = query.find('&', start);
-    if (amp == std::string_view::npos) amp = query.size();
-    std::string_view kv = query.substr(start, amp - start);
-    size_t eq = kv.find('=');
-    std::string_view k = kv.substr(0, eq);
-    if (k == name) {
-      if (!string) return true;
-      std::string_view v = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
-      return string->match(v);
-    }
-    start = amp + 1;
-  }
-  return false;
-}
 
 bool RetryPolicy::retriableStatus(int status, const http::HeaderMap& headers) const {
   if ((retry_on & kRetry5xx) && status >= 500) return true;
@@ -783,16 +817,10 @@ Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
     e->headers_.push_back(*h);
   }
   for (int i = 0; i < m.query_parameters_size(); ++i) {
-    const auto& q = m.query_parameters(i);
-    QueryParameterMatcher qm;
-    qm.name = q.name();
-    if (q.has_string_match()) {
-      auto sm = parseStringMatcher(
-          q.string_match(), mpath + ".query_parameters[" + std::to_string(i) + "].string_match");
-      if (!sm) return Error{sm.error()};
-      qm.string = *sm;
-    }
-    e->query_params_.push_back(std::move(qm));
+    auto q = parseQueryParameterMatcher(m.query_parameters(i),
+                                        mpath + ".query_parameters[" + std::to_string(i) + "]");
+    if (!q) return Error{q.error()};
+    e->query_params_.push_back(std::move(*q));
   }
   if (m.has_runtime_fraction()) {
     const auto& f = m.runtime_fraction().default_value();

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -22,7 +23,12 @@
 namespace envoy::config::route::v3 {
 class RouteConfiguration;
 class Route;
+class HeaderMatcher;
+class QueryParameterMatcher;
 }  // namespace envoy::config::route::v3
+namespace envoy::type::matcher::v3 {
+class StringMatcher;
+}
 namespace google::protobuf {
 class Any;
 }
@@ -33,32 +39,54 @@ namespace mast::router {
 using PerFilterConfigFactory = std::function<Result<std::shared_ptr<const void>>(
     const std::string& filter_name, const google::protobuf::Any& config)>;
 
+// === Matchers ===
+// The one implementation of Envoy's string, header and query-parameter matchers: the route table
+// uses them for route matching and retriable_headers, the HTTP filters (src/proxy/filters: fault
+// `headers`, cors `allow_origin_string_match`) for theirs. Built once from the protos, immutable,
+// shared by workers. Parse errors are "<path>.<field>: <reason>" (path may be empty).
+
+// envoy.type.matcher.v3.StringMatcher. `ignore_case` applies to exact/prefix/suffix/contains (the
+// value is stored lower-cased) and, as in Envoy, not to safe_regex. Empty prefix/suffix/contains
+// and custom matchers are rejected, as Envoy's validation does.
 struct StringMatcher {
   enum class Kind { Exact, Prefix, Suffix, Contains, Regex };
   Kind kind = Kind::Exact;
-  std::string value;
+  std::string value;  // lower-cased when ignore_case
   bool ignore_case = false;
-  std::shared_ptr<const RE2> regex;
+  std::shared_ptr<const RE2> regex;  // Kind::Regex (full match)
   bool match(std::string_view s) const;
 };
+Result<StringMatcher> parseStringMatcher(const envoy::type::matcher::v3::StringMatcher& m,
+                                         const std::string& path);
 
+// envoy.config.route.v3.HeaderMatcher, including the deprecated exact_match/prefix_match/... fields
+// that control planes still send. Repeated headers are matched on their values joined with ",".
+// A missing header never matches, except present_match: false, or treat_missing_header_as_empty
+// (then the value is ""). invert_match flips the result in every case.
 struct HeaderMatcher {
-  std::string name;
-  enum class Kind { Exact, Prefix, Suffix, Contains, Regex, Present, Range, String };
+  enum class Kind { Present, String, Range };
+  std::string name;  // lower-case
   Kind kind = Kind::Present;
-  StringMatcher string;  // Exact/Prefix/Suffix/Contains/Regex/String
-  bool present = true;
-  int64_t range_start = 0, range_end = 0;
+  bool present = true;                     // Kind::Present
+  StringMatcher string;                    // Kind::String
+  int64_t range_start = 0, range_end = 0;  // Kind::Range: [start, end) on a decimal value
   bool invert = false;
   bool treat_missing_as_empty = false;
   bool match(const http::HeaderMap& h) const;
 };
+Result<HeaderMatcher> parseHeaderMatcher(const envoy::config::route::v3::HeaderMatcher& m,
+                                         const std::string& path);
+bool matchAllHeaders(const std::vector<HeaderMatcher>& matchers, const http::HeaderMap& h);
 
+// envoy.config.route.v3.QueryParameterMatcher on the raw query string (no percent-decoding): the
+// first parameter named `name` decides; a parameter without '=' has the value "".
 struct QueryParameterMatcher {
   std::string name;
   std::optional<StringMatcher> string;  // nullopt: present_match
   bool match(std::string_view query) const;
 };
+Result<QueryParameterMatcher> parseQueryParameterMatcher(
+    const envoy::config::route::v3::QueryParameterMatcher& m, const std::string& path);
 
 enum RetryOn : uint32_t {
   kRetry5xx = 1 << 0,

@@ -89,6 +89,107 @@ TEST(RouteTableTest, HeaderAndQueryMatchers) {
   EXPECT_EQ(*clusterOf(*t, req("h", "/p?debug=2")), "default");
 }
 
+// The shared matchers (also used by the fault and cors filters) on their own, Envoy's semantics.
+HeaderMatcher headerMatcher(const std::string& json) {
+  envoy::config::route::v3::HeaderMatcher m;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &m).ok()) << json;
+  auto r = parseHeaderMatcher(m, "h");
+  EXPECT_TRUE(r.ok()) << r.error();
+  return r.ok() ? *r : HeaderMatcher{};
+}
+
+std::string headerMatcherError(const std::string& json) {
+  envoy::config::route::v3::HeaderMatcher m;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &m).ok()) << json;
+  auto r = parseHeaderMatcher(m, "h");
+  return r.ok() ? "" : r.error();
+}
+
+TEST(MatcherTest, MissingHeadersAndInvert) {
+  const http::HeaderMap none{{":path", "/"}};
+  const http::HeaderMap some{{"x", "abc"}};
+  // A missing header fails a value matcher even when inverted, unless treated as empty.
+  auto inv = headerMatcher(R"({"name":"x","string_match":{"exact":"abc"},"invert_match":true})");
+  EXPECT_FALSE(inv.match(none));
+  EXPECT_FALSE(inv.match(some));
+  EXPECT_TRUE(inv.match(http::HeaderMap{{"x", "abd"}}));
+  auto inv_empty =
+      headerMatcher(R"({"name":"x","string_match":{"exact":"abc"},"invert_match":true,)"
+                    R"("treat_missing_header_as_empty":true})");
+  EXPECT_TRUE(inv_empty.match(none));
+  EXPECT_FALSE(inv_empty.match(some));
+  auto range =
+      headerMatcher(R"({"name":"x","range_match":{"start":0,"end":10},"invert_match":true})");
+  EXPECT_FALSE(range.match(none));
+  EXPECT_TRUE(range.match(http::HeaderMap{{"x", "10"}}));
+  EXPECT_TRUE(range.match(http::HeaderMap{{"x", "1x"}}));
+  // present_match false matches a missing header; inverted, it needs the header.
+  auto absent = headerMatcher(R"({"name":"X","present_match":false})");
+  EXPECT_TRUE(absent.match(none));
+  EXPECT_FALSE(absent.match(some));
+  auto absent_inv = headerMatcher(R"({"name":"x","present_match":false,"invert_match":true})");
+  EXPECT_FALSE(absent_inv.match(none));
+  EXPECT_TRUE(absent_inv.match(some));
+  EXPECT_TRUE(headerMatcher(R"({"name":"x"})").match(some));  // no specifier: presence
+  // Repeated headers are joined with ",".
+  auto joined = headerMatcher(R"({"name":"x","exact_match":"a,b"})");
+  EXPECT_TRUE(joined.match(http::HeaderMap{{"x", "a"}, {"x", "b"}}));
+  EXPECT_FALSE(joined.match(http::HeaderMap{{"x", "a"}}));
+}
+
+TEST(MatcherTest, IgnoreCaseAppliesToLiteralsNotToRegex) {
+  auto m = [](const std::string& sm) {
+    return headerMatcher(R"({"name":"x","string_match":)" + sm + "}");
+  };
+  const http::HeaderMap h{{"x", "Hello-World"}};
+  EXPECT_TRUE(m(R"({"exact":"HELLO-world","ignore_case":true})").match(h));
+  EXPECT_FALSE(m(R"({"exact":"HELLO-world"})").match(h));
+  EXPECT_TRUE(m(R"({"prefix":"hELLO","ignore_case":true})").match(h));
+  EXPECT_TRUE(m(R"({"suffix":"WORLD","ignore_case":true})").match(h));
+  EXPECT_TRUE(m(R"({"contains":"O-w","ignore_case":true})").match(h));
+  EXPECT_FALSE(m(R"({"contains":"O-w"})").match(h));
+  EXPECT_FALSE(m(R"({"safe_regex":{"regex":"hello-.*"},"ignore_case":true})").match(h));
+  EXPECT_TRUE(m(R"({"safe_regex":{"regex":"Hello-.*"}})").match(h));
+}
+
+TEST(MatcherTest, ConfigErrorsNameTheField) {
+  EXPECT_EQ(headerMatcherError(R"({"name":"x","string_match":{"prefix":""}})"),
+            "h.string_match.prefix: must not be empty");
+  EXPECT_EQ(headerMatcherError(R"({"name":"x","suffix_match":""})"),
+            "h.suffix_match: must not be empty");
+  EXPECT_EQ(headerMatcherError(R"({"name":"","present_match":true})"), "h.name: must not be empty");
+  EXPECT_EQ(headerMatcherError(R"({"name":"x","range_match":{"start":5,"end":5}})"),
+            "h.range_match: start must be less than end");
+  EXPECT_EQ(headerMatcherError(R"({"name":"x","safe_regex_match":{"regex":"("}})").substr(0, 38),
+            "h.safe_regex_match.regex: invalid rege");
+  EXPECT_EQ(headerMatcherError(R"({"name":"x","string_match":{"safe_regex":{"regex":"("}}})")
+                .substr(0, 45),
+            "h.string_match.safe_regex.regex: invalid rege");
+  EXPECT_NE(
+      buildError(R"({"virtual_hosts":[{"name":"v","domains":["*"],"routes":[
+    {"match":{"prefix":"/","query_parameters":[{"name":"q","string_match":{"contains":""}}]},"route":{"cluster":"c"}}]}]})")
+          .find("routes[0].match.query_parameters[0].string_match.contains: must not be empty"),
+      std::string::npos);
+}
+
+TEST(MatcherTest, QueryParameters) {
+  envoy::config::route::v3::QueryParameterMatcher p;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  R"({"name":"k","string_match":{"prefix":"v"}})", &p)
+                  .ok());
+  auto q = parseQueryParameterMatcher(p, "q");
+  ASSERT_TRUE(q.ok()) << q.error();
+  EXPECT_TRUE(q->match("a=1&k=v2"));
+  EXPECT_FALSE(q->match("k=x&k=v"));  // the first parameter of that name decides
+  EXPECT_FALSE(q->match("kk=v"));
+  EXPECT_FALSE(q->match(""));
+  p.clear_string_match();
+  q = parseQueryParameterMatcher(p, "q");
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(q->match("x&k"));  // present, without a value
+  EXPECT_FALSE(q->match("x=k"));
+}
+
 TEST(RouteTableTest, WeightedClustersFollowWeightsOfAnyTotal) {
   auto t = build(R"({"virtual_hosts":[{"name":"v","domains":["*"],"routes":[
     {"match":{"prefix":"/"},"route":{"weighted_clusters":{"clusters":[{"name":"a","weight":1},{"name":"b","weight":3}]}}}]}]})");
@@ -123,7 +224,8 @@ TEST(RouteTableTest, RedirectsAndRewrites) {
 }
 
 TEST(RouteTableTest, HeaderMutationLevelsAndRetryDefaults) {
-  auto t = build(R"({"request_headers_to_add":[{"header":{"key":"x-level","value":"config"},"append":false}],
+  auto t = build(
+      R"({"request_headers_to_add":[{"header":{"key":"x-level","value":"config"},"append":false}],
     "virtual_hosts":[{"name":"v","domains":["*"],
     "request_headers_to_add":[{"header":{"key":"x-level","value":"vhost"},"append":false},{"header":{"key":"x-vh","value":"1"}}],
     "routes":[{"match":{"prefix":"/"},"route":{"cluster":"c","timeout":"0s","retry_policy":{"retry_on":"5xx,connect-failure"}},
@@ -165,11 +267,13 @@ TEST(RouteTableTest, HashPoliciesAreDeterministic) {
 
 TEST(RouteTableTest, ConfigErrorsNameThePath) {
   EXPECT_EQ(buildError(R"({"virtual_hosts":[{"name":"v","domains":["*"],"routes":[
-    {"match":{"safe_regex":{"regex":"(("}},"route":{"cluster":"c"}}]}]})").substr(0, 56),
+    {"match":{"safe_regex":{"regex":"(("}},"route":{"cluster":"c"}}]}]})")
+                .substr(0, 56),
             "virtual_hosts[0].routes[0].match.safe_regex: invalid reg");
-  EXPECT_NE(buildError(R"({"virtual_hosts":[{"name":"a","domains":["x"]},{"name":"b","domains":["x"]}]})")
-                .find("virtual_hosts[1].domains[0]: domain 'x' is already used"),
-            std::string::npos);
+  EXPECT_NE(
+      buildError(R"({"virtual_hosts":[{"name":"a","domains":["x"]},{"name":"b","domains":["x"]}]})")
+          .find("virtual_hosts[1].domains[0]: domain 'x' is already used"),
+      std::string::npos);
   EXPECT_NE(buildError(R"({"virtual_hosts":[{"name":"v","domains":["*"],"routes":[
     {"match":{"prefix":"/"},"route":{"cluster":"c","retry_policy":{"retry_on":"bogus"}}}]}]})")
                 .find("routes[0].route.retry_policy.retry_on: unknown retry condition 'bogus'"),
