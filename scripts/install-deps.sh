@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-pytest
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libasio-dev libboost-dev libssl-dev openssl libnghttp2-dev nghttp2-client
+  libasio-dev libboost-dev libssl-dev openssl libnghttp2-dev nghttp2-client nghttp2-server
   libyaml-cpp-dev libre2-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhttp-parser-dev liburing-dev
   python3-grpcio python3-protobuf python3-prometheus-client
