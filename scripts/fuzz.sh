@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang-14 (build-fuzz/) and runs each for N seconds (default 60)
-# starting from its committed corpus. New crash inputs are left in build-fuzz/crashes/.
+# starting from its committed corpus (and fuzz/NAME/NAME.dict when there is one). New crash inputs
+# are left in build-fuzz/crashes/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 export CCACHE_BASEDIR="$PWD"
+# config_fuzz links the xDS proto library of the main (g++) build instead of compiling the protos
+# again with clang and sanitizers (see fuzz/config/CMakeLists.txt): make sure it is built.
+scripts/build.sh mast_xds_pb >/dev/null
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DMAST_FUZZ=ON -DMAST_TESTS=OFF \
   -DMAST_BENCH=OFF >/dev/null
-targets=(http1_fuzz http2_fuzz)
+targets=(http1_fuzz http2_fuzz config_fuzz)
 ninja -C build-fuzz -j"$(nproc)" "${targets[@]}"
 mkdir -p build-fuzz/crashes
 for t in "${targets[@]}"; do
   corpus="fuzz/${t%_fuzz}/corpus"
   work="build-fuzz/corpus-$t"
+  dict="fuzz/${t%_fuzz}/${t%_fuzz}.dict"
+  opts=()
+  if [ -f "$dict" ]; then opts+=(-dict="$dict"); fi
   mkdir -p "$work"
   echo "-- $t for ${secs}s"
-  build-fuzz/fuzz/"$t" -max_total_time="$secs" -rss_limit_mb=2048 \
+  build-fuzz/fuzz/"$t" -max_total_time="$secs" -rss_limit_mb=2048 "${opts[@]}" \
     -artifact_prefix=build-fuzz/crashes/ "$work" "$corpus" 2>&1 | tail -n 2
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's test command: installs dependencies, builds, and runs every test
 # (unit tests + fuzz-corpus replays via CTest, integration tests with real clients via pytest,
-# and a short libFuzzer run of the codec fuzzers with clang).
+# and a short libFuzzer run of the codec and config-parsing fuzzers with clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; fi

@@ -53,8 +53,18 @@ nlohmann::json scalar(const YAML::Node& n) {
   return s;
 }
 
+// Aliases are expanded, so a few lines of anchors referring to anchors describe exponentially many
+// nodes ("billion laughs", found by fuzz/config as an out-of-memory): conversion stops after
+// kMaxNodes per document (a configuration that size without aliases is megabytes of YAML).
+constexpr size_t kMaxNodes = 100'000;
+
 Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, YamlDocument& doc,
-                               std::string_view file) {
+                               std::string_view file, size_t& budget) {
+  if (budget == 0) {
+    return Error{std::string(file) + ":" + std::to_string(n.Mark().line + 1) + ": more than " +
+                 std::to_string(kMaxNodes) + " nodes (alias expansion?)"};
+  }
+  --budget;
   doc.lines[path] = n.Mark().line + 1;
   switch (n.Type()) {
     case YAML::NodeType::Null:
@@ -65,7 +75,7 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
       nlohmann::json arr = nlohmann::json::array();
       size_t i = 0;
       for (const auto& e : n) {
-        auto v = convert(e, path + "[" + std::to_string(i++) + "]", doc, file);
+        auto v = convert(e, path + "[" + std::to_string(i++) + "]", doc, file, budget);
         if (!v) return v;
         arr.push_back(std::move(*v));
       }
@@ -81,7 +91,7 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
         std::string key = kv.first.Scalar();
         if (key == "<<") {
           // Merge key: copy the referenced mapping's entries that are not set here.
-          auto merged = convert(kv.second, path, doc, file);
+          auto merged = convert(kv.second, path, doc, file, budget);
           if (!merged) return merged;
           if (merged->is_object()) {
             for (auto& [k, v] : merged->items()) {
@@ -91,7 +101,7 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
           continue;
         }
         std::string child = path.empty() ? key : path + "." + key;
-        auto v = convert(kv.second, child, doc, file);
+        auto v = convert(kv.second, child, doc, file, budget);
         if (!v) return v;
         obj[key] = std::move(*v);
       }
@@ -116,7 +126,8 @@ Result<std::vector<YamlDocument>> parseYamlDocuments(std::string_view text,
   std::vector<YamlDocument> docs;
   for (const auto& n : nodes) {
     YamlDocument d;
-    auto j = convert(n, "", d, file_name);
+    size_t budget = kMaxNodes;
+    auto j = convert(n, "", d, file_name, budget);
     if (!j) return Error{j.error()};
     d.json = std::move(*j);
     docs.push_back(std::move(d));

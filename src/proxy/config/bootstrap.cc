@@ -166,6 +166,23 @@ struct Walker {
   }
 };
 
+// Every error is one line (what --mode validate prints): YAML keys and values quoted in messages
+// can hold line breaks (a multi-line plain scalar keeps a blank line as "\n"), and so can the YAML
+// parser's messages (found by fuzz/config).
+std::string oneLine(const std::string& e) {
+  std::string out;
+  for (char c : e) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 Result<std::string> readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error{path + ": cannot read file"};
@@ -177,11 +194,11 @@ Result<std::string> readFile(const std::string& path) {
 Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> parseOne(
     const std::string& text, const std::string& file, YamlDocument* keep = nullptr) {
   auto doc = parseYaml(text, file);
-  if (!doc) return Error{doc.error()};
+  if (!doc) return Error{oneLine(doc.error())};
   if (keep) *keep = *doc;
   auto b = std::make_unique<envoy::config::bootstrap::v3::Bootstrap>();
   if (doc->json.is_null()) return b;
-  if (auto s = jsonToMessage(doc->json, *b, &*doc, file); !s) return Error{s.error()};
+  if (auto s = jsonToMessage(doc->json, *b, &*doc, file); !s) return Error{oneLine(s.error())};
   return b;
 }
 
@@ -193,11 +210,16 @@ Status jsonToMessage(const nlohmann::json& json, pb::Message& msg, const YamlDoc
   if (auto s = w.walkMessage(json, msg.GetDescriptor(), ""); !s) return s;
   pb::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
-  auto st = pb::util::JsonStringToMessage(json.dump(), &msg, opts);
-  if (!st.ok()) {
-    return Error{(file_name.empty() ? std::string("<config>") : file_name) + ": " +
-                 std::string(st.message())};
+  const std::string where = file_name.empty() ? std::string("<config>") : file_name;
+  std::string text;
+  try {
+    text = json.dump();
+  } catch (const nlohmann::json::type_error& e) {
+    // A YAML string that is not UTF-8 (found by fuzz/config): an error, not a terminate().
+    return Error{where + ": not valid UTF-8: " + e.what()};
   }
+  auto st = pb::util::JsonStringToMessage(text, &msg, opts);
+  if (!st.ok()) return Error{where + ": " + std::string(st.message())};
   return {};
 }
 
@@ -205,7 +227,8 @@ Status jsonToMessage(const nlohmann::json& json, pb::Message& msg, const YamlDoc
 Error locate(const std::string& file, const YamlDocument* doc, const std::string& err) {
   size_t colon = err.find(": ");
   int line = doc && colon != std::string::npos ? doc->line(err.substr(0, colon)) : 0;
-  return Error{file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + err};
+  return Error{
+      oneLine(file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + err)};
 }
 
 Result<std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap>> loadBootstrapFromString(

@@ -8,6 +8,10 @@
 
 #include "envoy/config/route/v3/route.pb.h"
 
+// The deprecated HeaderMatcher fields (exact_match, prefix_match, ...) are still sent by control
+// planes (gRPC clients only accept those) and must keep working.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
 namespace mast::router {
 
 namespace rv3 = envoy::config::route::v3;
