@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 namespace mast::stats {
 
@@ -14,49 +15,36 @@ namespace {
 thread_local uint32_t t_slot = std::numeric_limits<uint32_t>::max();
 }
 
-// === Counter ===
-
-Counter::Counter(std::string name, uint32_t slots)
-    : name_(std::move(name)), slots_(new std::atomic<uint64_t>[slots]), n_(slots) {
-  for (uint32_t i = 0; i < n_; ++i) slots_[i].store(0, std::memory_order_relaxed);
-}
-
-void Counter::add(uint64_t n) {
-  uint32_t s = std::min(Store::currentSlot(), n_ - 1);
-  slots_[s].fetch_add(n, std::memory_order_relaxed);
-  if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
-}
-
-uint64_t Counter::value() const {
-  uint64_t v = 0;
-  for (uint32_t i = 0; i < n_; ++i) v += slots_[i].load(std::memory_order_relaxed);
-  return v - reset_base_.load(std::memory_order_relaxed);
-}
-
-void Counter::reset() { reset_base_.fetch_add(value(), std::memory_order_relaxed); }
-
 // === Histogram ===
 
 const std::vector<double>& Histogram::bucketBounds() {
-  static const std::vector<double> kBounds{0.5,   1,     5,     10,     25,     50,      100,
-                                           250,   500,   1000,  2500,   5000,   10000,   30000,
+  static const std::vector<double> kBounds{0.5,   1,      5,      10,      25,     50,    100,
+                                           250,   500,    1000,   2500,    5000,   10000, 30000,
                                            60000, 300000, 600000, 1800000, 3600000};
   return kBounds;
 }
 
-Histogram::Histogram(std::string name, uint32_t slots)
-    : name_(std::move(name)), n_(slots), stride_(bucketBounds().size() + 2) {
-  data_.reset(new std::atomic<uint64_t>[n_ * stride_]);
-  for (size_t i = 0; i < n_ * stride_; ++i) data_[i].store(0, std::memory_order_relaxed);
-}
+Histogram::~Histogram() { delete[] data_.load(std::memory_order_relaxed); }
 
 void Histogram::record(uint64_t value) {
+  std::atomic<uint64_t>* data = data_.load(std::memory_order_acquire);
+  if (!data) {
+    // First record: install zeroed rows; a racing thread's rows are dropped.
+    size_t n = n_ * stride();
+    auto* fresh = new std::atomic<uint64_t>[n];
+    for (size_t i = 0; i < n; ++i) fresh[i].store(0, std::memory_order_relaxed);
+    if (data_.compare_exchange_strong(data, fresh, std::memory_order_acq_rel)) {
+      data = fresh;
+    } else {
+      delete[] fresh;
+    }
+  }
   uint32_t s = std::min(Store::currentSlot(), n_ - 1);
   const auto& b = bucketBounds();
   size_t idx = std::lower_bound(b.begin(), b.end(), static_cast<double>(value)) - b.begin();
-  std::atomic<uint64_t>* d = &data_[s * stride_];
+  std::atomic<uint64_t>* d = &data[s * stride()];
   d[idx].fetch_add(1, std::memory_order_relaxed);
-  d[stride_ - 1].fetch_add(value, std::memory_order_relaxed);
+  d[stride() - 1].fetch_add(value, std::memory_order_relaxed);
   if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
 }
 
@@ -64,10 +52,11 @@ Histogram::Snapshot Histogram::snapshot() const {
   Snapshot snap;
   const auto& b = bucketBounds();
   std::vector<uint64_t> per(b.size() + 1, 0);
-  for (uint32_t s = 0; s < n_; ++s) {
-    const std::atomic<uint64_t>* d = &data_[s * stride_];
+  const std::atomic<uint64_t>* data = data_.load(std::memory_order_acquire);
+  for (uint32_t s = 0; data && s < n_; ++s) {
+    const std::atomic<uint64_t>* d = &data[s * stride()];
     for (size_t i = 0; i <= b.size(); ++i) per[i] += d[i].load(std::memory_order_relaxed);
-    snap.sum += static_cast<double>(d[stride_ - 1].load(std::memory_order_relaxed));
+    snap.sum += static_cast<double>(d[stride() - 1].load(std::memory_order_relaxed));
   }
   uint64_t acc = 0;
   for (size_t i = 0; i < b.size(); ++i) {
@@ -86,7 +75,8 @@ double Histogram::Snapshot::quantile(double q) const {
   double lower = 0;
   for (size_t i = 0; i < b.size(); ++i) {
     if (static_cast<double>(cumulative[i]) >= target && cumulative[i] > prev) {
-      double frac = (target - static_cast<double>(prev)) / static_cast<double>(cumulative[i] - prev);
+      double frac =
+          (target - static_cast<double>(prev)) / static_cast<double>(cumulative[i] - prev);
       return lower + (b[i] - lower) * std::clamp(frac, 0.0, 1.0);
     }
     prev = cumulative[i];
@@ -97,7 +87,9 @@ double Histogram::Snapshot::quantile(double q) const {
 
 // === Scope / Store ===
 
-Counter& Scope::counter(std::string_view name) { return store_->counter(prefix_ + std::string(name)); }
+Counter& Scope::counter(std::string_view name) {
+  return store_->counter(prefix_ + std::string(name));
+}
 Gauge& Scope::gauge(std::string_view name) { return store_->gauge(prefix_ + std::string(name)); }
 Histogram& Scope::histogram(std::string_view name) {
   return store_->histogram(prefix_ + std::string(name));
@@ -106,36 +98,91 @@ Scope Scope::createScope(std::string_view prefix) const {
   return Scope(*store_, prefix_ + std::string(prefix));
 }
 
+StatBlock::StatBlock(const StatBlockSpec& spec, uint32_t slots)
+    : spec_(spec),
+      counters_(spec.counters.empty() ? nullptr : new Counter[spec.counters.size()]),
+      gauges_(spec.gauges.empty() ? nullptr : new Gauge[spec.gauges.size()]),
+      histograms_(spec.histograms.empty() ? nullptr : new Histogram[spec.histograms.size()]) {
+  for (size_t i = 0; i < spec.histograms.size(); ++i) histograms_[i].n_ = slots;
+}
+
 Store::Store(uint32_t worker_threads) : slots_(worker_threads + 1), root_(*this, "") {}
 
 void Store::registerThread(uint32_t index) { t_slot = index; }
 
 uint32_t Store::currentSlot() { return t_slot; }
 
+template <typename T>
+T* Store::findInBlock(std::string_view name) const {
+  if (blocks_.empty()) return nullptr;
+  // A block's prefix ends in '.', and so is one of the name's dot-terminated prefixes.
+  for (size_t dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+    auto it = blocks_.find(name.substr(0, dot + 1));
+    if (it == blocks_.end()) continue;
+    StatBlock& b = *it->second;
+    std::string_view suffix = name.substr(dot + 1);
+    const std::vector<std::string_view>* names;
+    if constexpr (std::is_same_v<T, Counter>) {
+      names = &b.spec_.counters;
+    } else if constexpr (std::is_same_v<T, Gauge>) {
+      names = &b.spec_.gauges;
+    } else {
+      names = &b.spec_.histograms;
+    }
+    for (size_t i = 0; i < names->size(); ++i) {
+      if ((*names)[i] != suffix) continue;
+      if constexpr (std::is_same_v<T, Counter>) {
+        return &b.counters_[i];
+      } else if constexpr (std::is_same_v<T, Gauge>) {
+        return &b.gauges_[i];
+      } else {
+        return &b.histograms_[i];
+      }
+    }
+  }
+  return nullptr;
+}
+
 Counter& Store::counter(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto* c = findInBlock<Counter>(name)) return *c;
   auto& p = counters_[name];
-  if (!p) p = std::make_unique<Counter>(name, slots_);
+  if (!p) p = std::make_unique<Counter>();
   return *p;
 }
 
 Gauge& Store::gauge(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto* g = findInBlock<Gauge>(name)) return *g;
   auto& p = gauges_[name];
-  if (!p) p = std::make_unique<Gauge>(name);
+  if (!p) p = std::make_unique<Gauge>();
   return *p;
 }
 
 Histogram& Store::histogram(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto* h = findInBlock<Histogram>(name)) return *h;
   auto& p = histograms_[name];
-  if (!p) p = std::make_unique<Histogram>(name, slots_);
+  if (!p) p = std::make_unique<Histogram>(slots_);
   return *p;
+}
+
+StatBlock& Store::block(const std::string& prefix, const StatBlockSpec& spec) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = blocks_.try_emplace(prefix).first;
+  if (!it->second) {
+    it->second = std::make_unique<StatBlock>(spec, slots_);
+    it->second->prefix_ = &it->first;
+  }
+  return *it->second;
 }
 
 void Store::resetCounters() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [n, c] : counters_) c->reset();
+  for (auto& [prefix, b] : blocks_) {
+    for (size_t i = 0; i < b->spec_.counters.size(); ++i) b->counters_[i].reset();
+  }
 }
 
 void Store::registerTagPrefix(const std::string& prefix, const std::string& tag,
@@ -144,28 +191,76 @@ void Store::registerTagPrefix(const std::string& prefix, const std::string& tag,
   tag_prefixes_[prefix] = TagPrefix{tag, value, metric_prefix};
 }
 
-std::vector<std::pair<std::string, Store::TagPrefix>> Store::tagPrefixes() const {
+bool Store::findTagPrefix(std::string_view name, TagPrefix& out, size_t& prefix_len) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return {tag_prefixes_.begin(), tag_prefixes_.end()};
+  bool found = false;
+  // Registered prefixes end in '.': try the name's dot-terminated prefixes, longest wins.
+  for (size_t dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+    std::string_view prefix = name.substr(0, dot + 1);
+    if (auto it = tag_prefixes_.find(prefix); it != tag_prefixes_.end()) {
+      out = it->second;
+      prefix_len = prefix.size();
+      found = true;
+      continue;
+    }
+    auto b = blocks_.find(prefix);
+    if (b == blocks_.end() || b->second->spec_.tag.empty()) continue;
+    const StatBlockSpec& spec = b->second->spec_;
+    if (prefix.size() <= spec.metric_prefix.size() + 1 ||
+        prefix.substr(0, spec.metric_prefix.size()) != spec.metric_prefix) {
+      continue;
+    }
+    out.tag = spec.tag;
+    out.value =
+        prefix.substr(spec.metric_prefix.size(), prefix.size() - spec.metric_prefix.size() - 1);
+    out.metric_prefix = spec.metric_prefix;
+    prefix_len = prefix.size();
+    found = true;
+  }
+  return found;
 }
 
-std::vector<const Counter*> Store::counters() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<const Counter*> out;
-  for (auto& [n, c] : counters_) out.push_back(c.get());
+namespace {
+// Map stats and block stats of one kind, sorted by name.
+template <typename T, typename Map, typename Get>
+std::vector<Named<T>> collect(
+    const Map& map, const std::map<std::string, std::unique_ptr<StatBlock>, std::less<>>& blocks,
+    const std::vector<std::string_view>& (*names)(const StatBlockSpec&), Get get) {
+  std::vector<Named<T>> out;
+  out.reserve(map.size());
+  for (const auto& [n, s] : map) out.emplace_back(n, s.get());
+  for (const auto& [prefix, b] : blocks) {
+    const auto& suffixes = names(b->spec());
+    for (size_t i = 0; i < suffixes.size(); ++i) {
+      std::string name;
+      name.reserve(prefix.size() + suffixes[i].size());
+      name.append(prefix).append(suffixes[i]);
+      out.emplace_back(std::move(name), get(*b, i));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Named<T>& a, const Named<T>& b) { return a.first < b.first; });
   return out;
 }
-std::vector<const Gauge*> Store::gauges() const {
+}  // namespace
+
+std::vector<Named<Counter>> Store::counters() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<const Gauge*> out;
-  for (auto& [n, g] : gauges_) out.push_back(g.get());
-  return out;
+  return collect<Counter>(
+      counters_, blocks_, [](const StatBlockSpec& s) -> const auto& { return s.counters; },
+      [](StatBlock& b, size_t i) -> const Counter* { return &b.counter(i); });
 }
-std::vector<const Histogram*> Store::histograms() const {
+std::vector<Named<Gauge>> Store::gauges() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<const Histogram*> out;
-  for (auto& [n, h] : histograms_) out.push_back(h.get());
-  return out;
+  return collect<Gauge>(
+      gauges_, blocks_, [](const StatBlockSpec& s) -> const auto& { return s.gauges; },
+      [](StatBlock& b, size_t i) -> const Gauge* { return &b.gauge(i); });
+}
+std::vector<Named<Histogram>> Store::histograms() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return collect<Histogram>(
+      histograms_, blocks_, [](const StatBlockSpec& s) -> const auto& { return s.histograms; },
+      [](StatBlock& b, size_t i) -> const Histogram* { return &b.histogram(i); });
 }
 
 // === Rendering ===
@@ -190,7 +285,8 @@ std::string fmtDouble(double v) {
 
 std::string histogramSummary(const Histogram::Snapshot& s) {
   static const double kQ[] = {0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1};
-  static const char* kNames[] = {"P0", "P25", "P50", "P75", "P90", "P95", "P99", "P99.5", "P99.9", "P100"};
+  static const char* kNames[] = {"P0",  "P25", "P50",   "P75",   "P90",
+                                 "P95", "P99", "P99.5", "P99.9", "P100"};
   std::string out;
   for (size_t i = 0; i < 10; ++i) {
     if (i) out += ' ';
@@ -231,16 +327,10 @@ TaggedName extractTags(const Store& store, std::string_view stat_name) {
   TaggedName t;
   std::string_view rest = stat_name;
   std::string metric_prefix;
-  // Registered prefixes (cluster, listener, http connection manager), longest first.
-  size_t best = 0;
+  // Registered prefixes (listener, http connection manager) and tagged blocks (cluster).
   Store::TagPrefix tp;
-  for (const auto& [prefix, p] : store.tagPrefixes()) {
-    if (prefix.size() > best && stat_name.substr(0, prefix.size()) == prefix) {
-      best = prefix.size();
-      tp = p;
-    }
-  }
-  if (best) {
+  size_t best = 0;
+  if (store.findTagPrefix(stat_name, tp, best)) {
     t.tags.emplace_back(tp.tag, tp.value);
     metric_prefix = tp.metric_prefix;
     rest = stat_name.substr(best);
@@ -254,7 +344,8 @@ TaggedName extractTags(const Store& store, std::string_view stat_name) {
     if (rq && isDigits(tail) && tail.size() == 3) {
       t.tags.emplace_back("envoy_response_code", std::string(tail));
       rest = head;
-    } else if (rq && tail.size() == 3 && tail[0] >= '1' && tail[0] <= '5' && tail.substr(1) == "xx") {
+    } else if (rq && tail.size() == 3 && tail[0] >= '1' && tail[0] <= '5' &&
+               tail.substr(1) == "xx") {
       t.tags.emplace_back("envoy_response_code_class", std::string(1, tail[0]));
       metric_prefix += std::string(head) + "_xx";
       t.name = "envoy_" + sanitize(metric_prefix);
@@ -268,20 +359,20 @@ TaggedName extractTags(const Store& store, std::string_view stat_name) {
 std::string renderText(const Store& s, const std::string& filter, bool used_only) {
   Filter f(filter);
   std::vector<std::pair<std::string, std::string>> lines;
-  for (auto* c : s.counters()) {
-    if ((!used_only || c->used()) && f.match(c->name())) {
-      lines.emplace_back(c->name(), std::to_string(c->value()));
+  for (auto& [name, c] : s.counters()) {
+    if ((!used_only || c->used()) && f.match(name)) {
+      lines.emplace_back(name, std::to_string(c->value()));
     }
   }
-  for (auto* g : s.gauges()) {
-    if ((!used_only || g->used()) && f.match(g->name())) {
-      lines.emplace_back(g->name(), std::to_string(g->value()));
+  for (auto& [name, g] : s.gauges()) {
+    if ((!used_only || g->used()) && f.match(name)) {
+      lines.emplace_back(name, std::to_string(g->value()));
     }
   }
-  for (auto* h : s.histograms()) {
-    if ((!used_only || h->used()) && f.match(h->name())) {
+  for (auto& [name, h] : s.histograms()) {
+    if ((!used_only || h->used()) && f.match(name)) {
       auto snap = h->snapshot();
-      lines.emplace_back(h->name(), snap.count ? histogramSummary(snap) : "No recorded values");
+      lines.emplace_back(name, snap.count ? histogramSummary(snap) : "No recorded values");
     }
   }
   std::sort(lines.begin(), lines.end());
@@ -294,19 +385,19 @@ std::string renderJson(const Store& s, const std::string& filter, bool used_only
   Filter f(filter);
   nlohmann::json stats = nlohmann::json::array();
   std::vector<std::pair<std::string, int64_t>> values;
-  for (auto* c : s.counters()) {
-    if ((!used_only || c->used()) && f.match(c->name())) {
-      values.emplace_back(c->name(), static_cast<int64_t>(c->value()));
+  for (auto& [name, c] : s.counters()) {
+    if ((!used_only || c->used()) && f.match(name)) {
+      values.emplace_back(name, static_cast<int64_t>(c->value()));
     }
   }
-  for (auto* g : s.gauges()) {
-    if ((!used_only || g->used()) && f.match(g->name())) values.emplace_back(g->name(), g->value());
+  for (auto& [name, g] : s.gauges()) {
+    if ((!used_only || g->used()) && f.match(name)) values.emplace_back(name, g->value());
   }
   std::sort(values.begin(), values.end());
   for (auto& [n, v] : values) stats.push_back({{"name", n}, {"value", v}});
   nlohmann::json computed = nlohmann::json::array();
-  for (auto* h : s.histograms()) {
-    if ((!used_only || h->used()) && f.match(h->name())) {
+  for (auto& [name, h] : s.histograms()) {
+    if ((!used_only || h->used()) && f.match(name)) {
       auto snap = h->snapshot();
       nlohmann::json vals = nlohmann::json::array();
       for (double q : {0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0}) {
@@ -317,7 +408,7 @@ std::string renderJson(const Store& s, const std::string& filter, bool used_only
           vals.push_back({{"interval", v}, {"cumulative", v}});
         }
       }
-      computed.push_back({{"name", h->name()}, {"values", vals}});
+      computed.push_back({{"name", name}, {"values", vals}});
     }
   }
   stats.push_back({{"histograms",
@@ -345,23 +436,23 @@ std::string renderPrometheus(const Store& s, const std::string& filter, bool use
     }
     return out.empty() ? std::string() : "{" + out + "}";
   };
-  for (auto* c : s.counters()) {
-    if ((used_only && !c->used()) || !f.match(c->name())) continue;
-    auto t = extractTags(s, c->name());
+  for (auto& [name, c] : s.counters()) {
+    if ((used_only && !c->used()) || !f.match(name)) continue;
+    auto t = extractTags(s, name);
     auto& fam = families[t.name];
     fam.type = "counter";
     fam.lines.push_back(t.name + labels(t) + " " + std::to_string(c->value()));
   }
-  for (auto* g : s.gauges()) {
-    if ((used_only && !g->used()) || !f.match(g->name())) continue;
-    auto t = extractTags(s, g->name());
+  for (auto& [name, g] : s.gauges()) {
+    if ((used_only && !g->used()) || !f.match(name)) continue;
+    auto t = extractTags(s, name);
     auto& fam = families[t.name];
     fam.type = "gauge";
     fam.lines.push_back(t.name + labels(t) + " " + std::to_string(g->value()));
   }
-  for (auto* h : s.histograms()) {
-    if ((used_only && !h->used()) || !f.match(h->name())) continue;
-    auto t = extractTags(s, h->name());
+  for (auto& [name, h] : s.histograms()) {
+    if ((used_only && !h->used()) || !f.match(name)) continue;
+    auto t = extractTags(s, name);
     auto& fam = families[t.name];
     fam.type = "histogram";
     auto snap = h->snapshot();

@@ -114,9 +114,13 @@ nlohmann::json AdminHandler::configDump(const admin::ConfigDumpQuery& q) {
   *bd.mutable_bootstrap() = b;
   setTimestamp(bd.mutable_last_updated(), now);
   av3::ClustersConfigDump cd;
-  for (const auto& c : b.static_resources().clusters()) {
+  // The server keeps static clusters serialized only: parse them back into the bootstrap's dump,
+  // and pack the bytes as they are into the clusters' dump.
+  for (const auto& bytes : server_.staticClusterProtos()) {
+    bd.mutable_bootstrap()->mutable_static_resources()->add_clusters()->ParseFromString(bytes);
     auto* sc = cd.add_static_clusters();
-    sc->mutable_cluster()->PackFrom(c);
+    sc->mutable_cluster()->set_type_url(xds::kClusterType);
+    sc->mutable_cluster()->set_value(bytes);
     setTimestamp(sc->mutable_last_updated(), now);
   }
   av3::ListenersConfigDump ld;
@@ -140,7 +144,8 @@ nlohmann::json AdminHandler::configDump(const admin::ConfigDumpQuery& q) {
   for (const auto& [name, rec] : server_.dynamicClusters()) {
     auto* dc = cd.add_dynamic_active_clusters();
     dc->set_version_info(rec.version_info);
-    dc->mutable_cluster()->PackFrom(*rec.proto);
+    dc->mutable_cluster()->set_type_url(xds::kClusterType);
+    dc->mutable_cluster()->set_value(rec.proto_bytes);
     setTimestamp(dc->mutable_last_updated(), rec.last_updated);
   }
   for (const auto& l : server_.listeners()) {

@@ -266,7 +266,14 @@ WorkerCluster::~WorkerCluster() = default;
 
 void WorkerCluster::setHosts(std::shared_ptr<const upstream::HostList> hosts) {
   hosts_ = std::move(hosts);
-  lb_ = upstream::createLoadBalancer(runtime_->config(), hosts_, worker_.random());
+  // Ring hash and Maglev build their tables here, off the request path. The others are cheap
+  // to build and are built on the first pick: most clusters of a large config never see a
+  // request on a given worker, and their balancer would only take memory.
+  lb_.reset();
+  auto policy = runtime_->config().lb_policy;
+  if (policy == upstream::LbPolicy::RingHash || policy == upstream::LbPolicy::Maglev) {
+    lb_ = upstream::createLoadBalancer(runtime_->config(), hosts_, worker_.random());
+  }
   // Drop pools of hosts that left; their connections finish what they carry.
   for (auto it = pools_.begin(); it != pools_.end();) {
     bool present = false;
@@ -291,7 +298,8 @@ std::optional<HostChoice> WorkerCluster::chooseHost(
     c.hostname = c.label;
     return c;
   }
-  if (!lb_) return std::nullopt;
+  if (!hosts_) return std::nullopt;
+  if (!lb_) lb_ = upstream::createLoadBalancer(runtime_->config(), hosts_, worker_.random());
   auto h = lb_->chooseHost(hash, exclude);
   if (!h) return std::nullopt;
   HostChoice c;
@@ -325,10 +333,14 @@ bool WorkerCluster::idle() const {
 }
 
 void WorkerClusters::add(std::shared_ptr<ClusterRuntime> runtime) {
-  std::string name = runtime->name();
-  auto& slot = clusters_[name];
-  if (slot) retire(std::move(slot));
-  slot = std::make_unique<WorkerCluster>(worker_, std::move(runtime));
+  // The key views the name held by the entry's own runtime: re-key on replacement.
+  if (auto it = clusters_.find(runtime->name()); it != clusters_.end()) {
+    retire(std::move(it->second));
+    clusters_.erase(it);
+  }
+  auto c = std::make_unique<WorkerCluster>(worker_, std::move(runtime));
+  std::string_view name = c->runtime().name();
+  clusters_.emplace(name, std::move(c));
 }
 
 void WorkerClusters::remove(const std::string& name) {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -129,7 +130,7 @@ class WorkerCluster {
   Worker& worker_;
   std::shared_ptr<ClusterRuntime> runtime_;
   std::shared_ptr<const std::vector<std::shared_ptr<upstream::Host>>> hosts_;
-  std::unique_ptr<upstream::LoadBalancer> lb_;
+  std::unique_ptr<upstream::LoadBalancer> lb_;  // built on the first pick (see setHosts)
   std::map<std::string, std::unique_ptr<ConnPool>> pools_;  // by "ip:port"
 };
 
@@ -138,7 +139,7 @@ class WorkerClusters {
  public:
   explicit WorkerClusters(Worker& worker) : worker_(worker) {}
   WorkerCluster* get(std::string_view name) {
-    auto it = clusters_.find(std::string(name));
+    auto it = clusters_.find(name);
     return it == clusters_.end() ? nullptr : it->second.get();
   }
   // Adds or replaces (CDS update) a cluster. A replaced or removed cluster is retired, not
@@ -151,7 +152,8 @@ class WorkerClusters {
   void retire(std::unique_ptr<WorkerCluster> c);
 
   Worker& worker_;
-  std::unordered_map<std::string, std::unique_ptr<WorkerCluster>> clusters_;
+  // Keyed by a view of the cluster's name, owned by the WorkerCluster's runtime.
+  std::unordered_map<std::string_view, std::unique_ptr<WorkerCluster>> clusters_;
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<WorkerCluster>>>
       retired_;
 };

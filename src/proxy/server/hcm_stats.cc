@@ -1,5 +1,9 @@
 #include "proxy/server/hcm_stats.h"
 
+#include <iterator>
+#include <mutex>
+#include <string_view>
+
 namespace mast::proxy::server {
 
 HcmStats::HcmStats(stats::Store& store, const std::string& prefix) {
@@ -54,48 +58,84 @@ void HcmStats::recordResponseCode(int code) {
   }
 }
 
-ClusterStats::ClusterStats(stats::Store& s, const std::string& name)
-    : store(s), prefix("cluster." + name + ".") {
-  s.registerTagPrefix(prefix, "envoy_cluster_name", name, "cluster.");
-  auto c = [&](const char* n) { return &s.counter(prefix + n); };
-  auto g = [&](const char* n) { return &s.gauge(prefix + n); };
-  upstream_cx_total = c("upstream_cx_total");
-  upstream_cx_active = g("upstream_cx_active");
-  upstream_cx_connect_fail = c("upstream_cx_connect_fail");
-  upstream_cx_overflow = c("upstream_cx_overflow");
-  upstream_cx_none_healthy = c("upstream_cx_none_healthy");
-  upstream_cx_destroy = c("upstream_cx_destroy");
-  upstream_rq_total = c("upstream_rq_total");
-  upstream_rq_active = g("upstream_rq_active");
-  upstream_rq_completed = c("upstream_rq_completed");
-  upstream_rq_pending_overflow = c("upstream_rq_pending_overflow");
-  upstream_rq_timeout = c("upstream_rq_timeout");
-  upstream_rq_per_try_timeout = c("upstream_rq_per_try_timeout");
-  upstream_rq_retry = c("upstream_rq_retry");
-  upstream_rq_retry_overflow = c("upstream_rq_retry_overflow");
-  upstream_rq_rx_reset = c("upstream_rq_rx_reset");
-  upstream_rq_1xx = c("upstream_rq_1xx");
-  upstream_rq_2xx = c("upstream_rq_2xx");
-  upstream_rq_3xx = c("upstream_rq_3xx");
-  upstream_rq_4xx = c("upstream_rq_4xx");
-  upstream_rq_5xx = c("upstream_rq_5xx");
-  upstream_rq_time = &s.histogram(prefix + "upstream_rq_time");
-  membership_total = g("membership_total");
-  membership_healthy = g("membership_healthy");
-  outlier_ejections_enforced_total = c("outlier_detection.ejections_enforced_total");
-  outlier_ejections_active = g("outlier_detection.ejections_active");
-  outlier_ejections_consecutive_5xx = c("outlier_detection.ejections_enforced_consecutive_5xx");
-  outlier_ejections_detected_consecutive_5xx =
-      c("outlier_detection.ejections_detected_consecutive_5xx");
-  outlier_ejections_enforced_consecutive_gateway_failure =
-      c("outlier_detection.ejections_enforced_consecutive_gateway_failure");
-  outlier_ejections_detected_consecutive_gateway_failure =
-      c("outlier_detection.ejections_detected_consecutive_gateway_failure");
-  outlier_ejections_overflow = c("outlier_detection.ejections_overflow");
-  health_check_attempt = c("health_check.attempt");
-  health_check_failure = c("health_check.failure");
-  health_check_success = c("health_check.success");
+namespace {
+// Every cluster's fixed stats: one StatBlock per cluster, whose names are stored once, here.
+template <class T>
+struct Field {
+  std::string_view suffix;
+  T* ClusterStats::*member;
+};
+const Field<stats::Counter> kCounters[] = {
+    {"upstream_cx_total", &ClusterStats::upstream_cx_total},
+    {"upstream_cx_connect_fail", &ClusterStats::upstream_cx_connect_fail},
+    {"upstream_cx_overflow", &ClusterStats::upstream_cx_overflow},
+    {"upstream_cx_none_healthy", &ClusterStats::upstream_cx_none_healthy},
+    {"upstream_cx_destroy", &ClusterStats::upstream_cx_destroy},
+    {"upstream_rq_total", &ClusterStats::upstream_rq_total},
+    {"upstream_rq_completed", &ClusterStats::upstream_rq_completed},
+    {"upstream_rq_pending_overflow", &ClusterStats::upstream_rq_pending_overflow},
+    {"upstream_rq_timeout", &ClusterStats::upstream_rq_timeout},
+    {"upstream_rq_per_try_timeout", &ClusterStats::upstream_rq_per_try_timeout},
+    {"upstream_rq_retry", &ClusterStats::upstream_rq_retry},
+    {"upstream_rq_retry_overflow", &ClusterStats::upstream_rq_retry_overflow},
+    {"upstream_rq_rx_reset", &ClusterStats::upstream_rq_rx_reset},
+    {"upstream_rq_1xx", &ClusterStats::upstream_rq_1xx},
+    {"upstream_rq_2xx", &ClusterStats::upstream_rq_2xx},
+    {"upstream_rq_3xx", &ClusterStats::upstream_rq_3xx},
+    {"upstream_rq_4xx", &ClusterStats::upstream_rq_4xx},
+    {"upstream_rq_5xx", &ClusterStats::upstream_rq_5xx},
+    {"outlier_detection.ejections_enforced_total", &ClusterStats::outlier_ejections_enforced_total},
+    {"outlier_detection.ejections_enforced_consecutive_5xx",
+     &ClusterStats::outlier_ejections_consecutive_5xx},
+    {"outlier_detection.ejections_detected_consecutive_5xx",
+     &ClusterStats::outlier_ejections_detected_consecutive_5xx},
+    {"outlier_detection.ejections_enforced_consecutive_gateway_failure",
+     &ClusterStats::outlier_ejections_enforced_consecutive_gateway_failure},
+    {"outlier_detection.ejections_detected_consecutive_gateway_failure",
+     &ClusterStats::outlier_ejections_detected_consecutive_gateway_failure},
+    {"outlier_detection.ejections_overflow", &ClusterStats::outlier_ejections_overflow},
+    {"health_check.attempt", &ClusterStats::health_check_attempt},
+    {"health_check.failure", &ClusterStats::health_check_failure},
+    {"health_check.success", &ClusterStats::health_check_success},
+};
+const Field<stats::Gauge> kGauges[] = {
+    {"upstream_cx_active", &ClusterStats::upstream_cx_active},
+    {"upstream_rq_active", &ClusterStats::upstream_rq_active},
+    {"membership_total", &ClusterStats::membership_total},
+    {"membership_healthy", &ClusterStats::membership_healthy},
+    {"outlier_detection.ejections_active", &ClusterStats::outlier_ejections_active},
+};
+const Field<stats::Histogram> kHistograms[] = {
+    {"upstream_rq_time", &ClusterStats::upstream_rq_time},
+};
+
+const stats::StatBlockSpec& clusterSpec() {
+  static const stats::StatBlockSpec spec = [] {
+    stats::StatBlockSpec s;
+    for (const auto& f : kCounters) s.counters.push_back(f.suffix);
+    for (const auto& f : kGauges) s.gauges.push_back(f.suffix);
+    for (const auto& f : kHistograms) s.histograms.push_back(f.suffix);
+    s.tag = "envoy_cluster_name";
+    s.metric_prefix = "cluster.";
+    return s;
+  }();
+  return spec;
 }
+
+// upstream_rq_<code> creation (rare: once per cluster and code).
+std::mutex g_by_code_mu;
+}  // namespace
+
+ClusterStats::ClusterStats(stats::Store& s, const std::string& name)
+    : store(s), block(s.block("cluster." + name + ".", clusterSpec())) {
+  for (size_t i = 0; i < std::size(kCounters); ++i) this->*kCounters[i].member = &block.counter(i);
+  for (size_t i = 0; i < std::size(kGauges); ++i) this->*kGauges[i].member = &block.gauge(i);
+  for (size_t i = 0; i < std::size(kHistograms); ++i) {
+    this->*kHistograms[i].member = &block.histogram(i);
+  }
+}
+
+ClusterStats::~ClusterStats() { delete[] by_code_.load(std::memory_order_relaxed); }
 
 void ClusterStats::recordResponseCode(int code) {
   switch (code / 100) {
@@ -115,12 +155,19 @@ void ClusterStats::recordResponseCode(int code) {
       upstream_rq_5xx->inc();
       break;
   }
-  if (code < 100 || code >= 600) return;
-  stats::Counter* ctr = by_code[code].load(std::memory_order_acquire);
+  if (code < kMinCode || code >= kMaxCode) return;
+  std::atomic<stats::Counter*>* table = by_code_.load(std::memory_order_acquire);
+  stats::Counter* ctr = table ? table[code - kMinCode].load(std::memory_order_acquire) : nullptr;
   if (!ctr) {
-    std::lock_guard<std::mutex> l(by_code_mu);
-    ctr = &store.counter(prefix + "upstream_rq_" + std::to_string(code));
-    by_code[code].store(ctr, std::memory_order_release);
+    std::lock_guard<std::mutex> l(g_by_code_mu);
+    table = by_code_.load(std::memory_order_acquire);
+    if (!table) {
+      table = new std::atomic<stats::Counter*>[kMaxCode - kMinCode];
+      for (int i = 0; i < kMaxCode - kMinCode; ++i) table[i].store(nullptr);
+      by_code_.store(table, std::memory_order_release);
+    }
+    ctr = &store.counter(prefix() + "upstream_rq_" + std::to_string(code));
+    table[code - kMinCode].store(ctr, std::memory_order_release);
   }
   ctr->inc();
 }

@@ -43,11 +43,16 @@ struct HcmStats {
   void downstream_rq_protocol_error() { rq_protocol_error->inc(); }
 };
 
-// cluster.<name>.*
+// cluster.<name>.*: one StatBlock per cluster (the store keeps the names once); the pointers
+// below point into it.
 struct ClusterStats {
   ClusterStats(stats::Store& store, const std::string& cluster_name);
+  ~ClusterStats();
+  ClusterStats(const ClusterStats&) = delete;
+  ClusterStats& operator=(const ClusterStats&) = delete;
   stats::Store& store;
-  std::string prefix;
+  stats::StatBlock& block;
+  const std::string& prefix() const { return block.prefix(); }
   stats::Counter* upstream_cx_total;
   stats::Gauge* upstream_cx_active;
   stats::Counter* upstream_cx_connect_fail;
@@ -81,10 +86,13 @@ struct ClusterStats {
   stats::Counter* health_check_attempt;
   stats::Counter* health_check_failure;
   stats::Counter* health_check_success;
-  // upstream_rq_<code>: created on first use of a code, then looked up by index.
-  std::array<std::atomic<stats::Counter*>, 600> by_code{};
-  std::mutex by_code_mu;
   void recordResponseCode(int code);
+
+ private:
+  // upstream_rq_<code>: created on first use of a code, then looked up by index in a table
+  // allocated with the first response.
+  static constexpr int kMinCode = 100, kMaxCode = 600;
+  std::atomic<std::atomic<stats::Counter*>*> by_code_{nullptr};
 };
 
 // listener.<address>.*

@@ -125,6 +125,11 @@ class Server {
     return clusters_;
   }
   const std::vector<ListenerEntry>& listeners() const { return listeners_; }
+  // Static clusters, serialized, in bootstrap order: the bootstrap() proto keeps none of them
+  // once they are built (a parsed Cluster costs ~2 KB; /config_dump rebuilds them from these).
+  const std::vector<std::string>& staticClusterProtos() const { return static_cluster_protos_; }
+  // CDS clusters: `proto` is null, `proto_bytes` holds the cluster (a parsed copy per cluster
+  // would cost ~2 KB; /config_dump packs the bytes as they are).
   const std::map<std::string, XdsRecord<envoy::config::cluster::v3::Cluster>>& dynamicClusters()
       const {
     return dynamic_clusters_;
@@ -182,6 +187,7 @@ class Server {
   ServerOptions opts_;
   asio::io_context main_loop_{1};
   std::unique_ptr<envoy::config::bootstrap::v3::Bootstrap> bootstrap_;
+  std::vector<std::string> static_cluster_protos_;
   std::unique_ptr<stats::Store> stats_;
   std::unique_ptr<accesslog::AccessLogManager> access_logs_;
   std::map<std::string, std::shared_ptr<ClusterRuntime>> clusters_;

@@ -42,7 +42,9 @@ std::string serialized(const google::protobuf::Message& m) {
 
 // Where the ADS server is: an envoy_grpc cluster's first static endpoint, or a google_grpc
 // target URI.
-Result<std::string> adsTarget(const envoy::config::bootstrap::v3::Bootstrap& b) {
+// `static_clusters`: serialized, as Server keeps them (see staticClusterProtos()).
+Result<std::string> adsTarget(const envoy::config::bootstrap::v3::Bootstrap& b,
+                              const std::vector<std::string>& static_clusters) {
   const auto& ads = b.dynamic_resources().ads_config();
   if (ads.grpc_services_size() == 0) {
     return Error{"dynamic_resources.ads_config.grpc_services: at least one service is required"};
@@ -50,8 +52,9 @@ Result<std::string> adsTarget(const envoy::config::bootstrap::v3::Bootstrap& b) 
   const auto& gs = ads.grpc_services(0);
   if (gs.has_google_grpc()) return gs.google_grpc().target_uri();
   const std::string& name = gs.envoy_grpc().cluster_name();
-  for (const auto& c : b.static_resources().clusters()) {
-    if (c.name() != name) continue;
+  for (const auto& bytes : static_clusters) {
+    envoy::config::cluster::v3::Cluster c;
+    if (!c.ParseFromString(bytes) || c.name() != name) continue;
     for (const auto& le : c.load_assignment().endpoints()) {
       for (const auto& ep : le.lb_endpoints()) {
         const auto& sa = ep.endpoint().address().socket_address();
@@ -83,7 +86,7 @@ Status Server::startXds() {
     }
     return {};
   }
-  auto target = adsTarget(*bootstrap_);
+  auto target = adsTarget(*bootstrap_, static_cluster_protos_);
   if (!target) return Error{opts_.config_path + ": " + target.error()};
   xds::AdsOptions o;
   o.target = *target;
@@ -159,7 +162,11 @@ Status Server::applyClusters(const std::vector<google::protobuf::Any>& resources
   };
   std::map<std::string, Incoming> incoming;
   std::set<std::string> static_names;
-  for (const auto& c : bootstrap_->static_resources().clusters()) static_names.insert(c.name());
+  for (const auto& bytes : static_cluster_protos_) {
+    envoy::config::cluster::v3::Cluster c;
+    c.ParseFromString(bytes);
+    static_names.insert(c.name());
+  }
   for (size_t i = 0; i < resources.size(); ++i) {
     auto proto = std::make_shared<envoy::config::cluster::v3::Cluster>();
     if (!resources[i].UnpackTo(proto.get())) {
@@ -199,11 +206,10 @@ Status Server::applyClusters(const std::vector<google::protobuf::Any>& resources
   // Added or changed.
   for (auto& [name, in] : incoming) {
     auto& rec = dynamic_clusters_[name];
-    if (rec.proto && rec.proto_bytes == in.bytes) continue;  // unchanged
+    if (!rec.proto_bytes.empty() && rec.proto_bytes == in.bytes) continue;  // unchanged
     rec.version_info = version;
     rec.last_updated = now;
-    rec.proto = in.proto;
-    rec.proto_bytes = in.bytes;
+    rec.proto_bytes = in.bytes;  // no parsed copy: see dynamicClusters()
     auto stats = std::make_shared<ClusterStats>(*stats_, name);
     auto runtime = std::make_shared<ClusterRuntime>(*this, in.config, stats, in.pool);
     warming_clusters_[name] = runtime;

@@ -91,12 +91,13 @@ class ClusterConfig {
   uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;
   Thresholds thresholds;
   OutlierConfig outlier;
-  std::optional<HealthCheckConfig> health_check;
+  // Rare parts behind pointers (null: none): inline they cost ~330 bytes in every cluster.
+  std::shared_ptr<const HealthCheckConfig> health_check;
   uint32_t healthy_panic_threshold = 50;
   bool http2 = false;
   std::chrono::milliseconds idle_timeout{3600 * 1000};
   uint32_t max_requests_per_connection = 0;
-  std::optional<net::TlsContextConfig> tls;
+  std::shared_ptr<const net::TlsContextConfig> tls;
   std::optional<net::Endpoint> source_address;
   std::vector<EndpointSpec> endpoints;
   bool use_http_header_for_original_dst = false;

@@ -1,6 +1,6 @@
-#include <asio.hpp>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <asio.hpp>
 
 #include <map>
 #include <thread>
@@ -80,7 +80,7 @@ double movedFraction(LbPolicy p) {
   auto b = createLoadBalancer(c, fewer, 1);
   int moved = 0, n = 5000;
   for (int i = 0; i < n; ++i) {
-    uint64_t key = std::hash<int>{}(i) * 0x9E3779B97F4A7C15ULL;
+    uint64_t key = std::hash<int>{}(i)*0x9E3779B97F4A7C15ULL;
     auto x = a->chooseHost(key, nullptr);
     auto y = b->chooseHost(key, nullptr);
     EXPECT_EQ(a->chooseHost(key, nullptr), x);  // consistent
@@ -162,12 +162,14 @@ TEST(ClusterConfigTest, ParsesEnvoyDemoCluster) {
       {"endpoint":{"address":{"socket_address":{"address":"www.envoyproxy.io","port_value":443}}}}]}]},
     "transport_socket":{"name":"envoy.transport_sockets.tls","typed_config":{
       "@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-      "sni":"www.envoyproxy.io"}}})", &p).ok());
+      "sni":"www.envoyproxy.io"}}})",
+                                                          &p)
+                  .ok());
   auto c = ClusterConfig::create(p);
   ASSERT_TRUE(c.ok()) << c.error();
   EXPECT_EQ((*c)->type, DiscoveryType::LogicalDns);
   EXPECT_TRUE((*c)->dns_v4_only);
-  ASSERT_TRUE((*c)->tls.has_value());
+  ASSERT_TRUE((*c)->tls);
   EXPECT_EQ((*c)->tls->sni, "www.envoyproxy.io");
   EXPECT_EQ((*c)->endpoints.at(0).address, "www.envoyproxy.io");
   EXPECT_EQ((*c)->connect_timeout.count(), 5000);
@@ -177,7 +179,9 @@ TEST(ClusterConfigTest, ErrorsNameFieldPaths) {
   envoy::config::cluster::v3::Cluster p;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(R"({"name":"c","type":"STATIC",
     "load_assignment":{"endpoints":[{"lb_endpoints":[{"endpoint":{"address":{"socket_address":
-    {"address":"not-an-ip","port_value":80}}}}]}]}})", &p).ok());
+    {"address":"not-an-ip","port_value":80}}}}]}]}})",
+                                                          &p)
+                  .ok());
   auto c = ClusterConfig::create(p);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().find("load_assignment.endpoints[0].lb_endpoints[0].endpoint.address"),
