@@ -396,8 +396,10 @@ void applyCors(const net::CorsPolicy& c, rv3::Route& r) {
   for (const auto& o : c.allow_origins()) *p.add_allow_origin_string_match() = stringMatcher(o);
   for (const auto& o : c.allow_origin()) {
     auto* m = p.add_allow_origin_string_match();
+    // Deprecated allowOrigin "*": any origin, as a regex; an empty prefix would be an invalid
+    // matcher (Envoy and mast-proxy reject empty prefixes).
     if (o == "*")
-      m->set_prefix("");  // deprecated allowOrigin "*": any origin
+      m->mutable_safe_regex()->set_regex(".*");
     else
       m->set_exact(o);
   }

@@ -1424,6 +1424,31 @@ TEST_F(TranslateTest, GenerateIsDeterministic) {
   }
 }
 
+// The deprecated allowOrigin list: "*" allows any origin with a matcher a proxy accepts (a
+// regex, not an empty prefix, which Envoy and mast-proxy reject); others are exact.
+TEST_F(TranslateTest, DeprecatedAllowOriginStarIsAnyOrigin) {
+  applyBookinfo("destination-rule-all.yaml");
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - corsPolicy: {allowOrigin: ["*", "https://a.example"]}
+    route: [{destination: {host: reviews, subset: v1}}]
+)");
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* vh = findVhost(*findRoute(r, "9080"), std::string(kReviews) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  envoy::extensions::filters::http::cors::v3::CorsPolicy cors;
+  ASSERT_TRUE(
+      vh->routes(0).typed_per_filter_config().at("envoy.filters.http.cors").UnpackTo(&cors));
+  ASSERT_EQ(cors.allow_origin_string_match_size(), 2);
+  EXPECT_EQ(cors.allow_origin_string_match(0).safe_regex().regex(), ".*");
+  EXPECT_EQ(cors.allow_origin_string_match(1).exact(), "https://a.example");
+}
+
 // mast-proxy's config dump prints resources as JSON: every Any must be of a known type.
 TEST_F(TranslateTest, EveryResourcePrintsAsJson) {
   applyBookinfo("destination-rule-all.yaml");
