@@ -12,6 +12,7 @@
 #include "control/config/store.h"
 #include "control/translate/delegate.h"
 #include "control/translate/generate.h"
+#include "control/translate/test_util.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 
 namespace mast::control::translate {
@@ -26,64 +27,12 @@ constexpr const char* kRatingsCluster = "outbound|9080||ratings.default.svc.clus
 constexpr const char* kDetailsCluster = "outbound|9080||details.default.svc.cluster.local";
 constexpr const char* kProductpageCluster = "outbound|9080||productpage.default.svc.cluster.local";
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ingressGateway;
+using testing::json;
+using testing::sidecar;
 
-std::string json(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  return out;
-}
-
-xds::ProxyInfo sidecar(const std::string& app, const std::string& ip) {
-  xds::ProxyInfo p;
-  p.id = "sidecar~" + ip + "~" + app + "-v1-abc.default~default.svc.cluster.local";
-  p.istio_id = true;
-  p.type = xds::ProxyType::kSidecar;
-  p.ip = ip;
-  p.ips = {ip};
-  p.name = app + "-v1-abc";
-  p.namespace_ = "default";
-  p.dns_domain = "default.svc.cluster.local";
-  p.labels = {{"app", app}, {"version", "v1"}};
-  return p;
-}
-
-xds::ProxyInfo ingressGateway() {
-  xds::ProxyInfo p;
-  p.id = "router~10.0.0.100~istio-ingressgateway-abc.istio-system~istio-system.svc.cluster.local";
-  p.istio_id = true;
-  p.type = xds::ProxyType::kRouter;
-  p.ip = "10.0.0.100";
-  p.ips = {p.ip};
-  p.name = "istio-ingressgateway-abc";
-  p.namespace_ = "istio-system";
-  p.dns_domain = "istio-system.svc.cluster.local";
-  p.labels = {{"istio", "ingressgateway"}};
-  return p;
-}
-
-class DelegateTest : public ::testing::Test {
+class DelegateTest : public testing::BookinfoTest {
  protected:
-  void SetUp() override {
-    applyPath(std::string(MAST_TRANSLATE_TESTDATA) + "/bookinfo-services.yaml");
-    applyPath(std::string(MAST_TRANSLATE_TESTDATA) + "/bookinfo-workloads.yaml");
-  }
-  void applyPath(const std::string& path) { apply(path, readFile(path)); }
-  void apply(const std::string& name, const std::string& yaml) {
-    for (const auto& e : store_.applyFile(name, yaml)) ADD_FAILURE() << e.toString();
-  }
-  ProxyResources gen(const xds::ProxyInfo& proxy) {
-    model_ = model::MeshModel::build(store_.snapshot(), mesh_);
-    return generate(*model_, proxy);
-  }
   // The routes of productpage's vhost on a sidecar (route configuration "9080").
   std::vector<rv3::Route> productpageRoutes() {
     auto r = gen(sidecar("reviews", "10.0.0.31"));
@@ -100,9 +49,6 @@ class DelegateTest : public ::testing::Test {
     return {};
   }
 
-  config::ConfigStore store_;
-  config::MeshConfig mesh_ = config::defaultMeshConfig();
-  std::shared_ptr<const model::MeshModel> model_;
   std::string last_vhost_;  // for failure messages
 };
 

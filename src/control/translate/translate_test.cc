@@ -12,6 +12,7 @@
 
 #include "control/config/store.h"
 #include "control/translate/generate.h"
+#include "control/translate/test_util.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "envoy/extensions/filters/http/cors/v3/cors.pb.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
@@ -33,80 +34,13 @@ namespace tcpv3 = envoy::extensions::filters::network::tcp_proxy::v3;
 constexpr const char* kReviews = "reviews.default.svc.cluster.local";
 constexpr const char* kRatings = "ratings.default.svc.cluster.local";
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ingressGateway;
+using testing::json;
+using testing::proxyless;
+using testing::readFile;
+using testing::sidecar;
 
-std::string json(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  return out;
-}
-
-xds::ProxyInfo sidecar(const std::string& app, const std::string& ip,
-                       const std::string& ns = "default") {
-  xds::ProxyInfo p;
-  p.id = "sidecar~" + ip + "~" + app + "-v1-abc." + ns + "~" + ns + ".svc.cluster.local";
-  p.istio_id = true;
-  p.type = xds::ProxyType::kSidecar;
-  p.ip = ip;
-  p.ips = {ip};
-  p.name = app + "-v1-abc";
-  p.namespace_ = ns;
-  p.dns_domain = ns + ".svc.cluster.local";
-  p.labels = {{"app", app}, {"version", "v1"}};
-  return p;
-}
-
-xds::ProxyInfo ingressGateway() {
-  xds::ProxyInfo p;
-  p.id = "router~10.0.0.100~istio-ingressgateway-abc.istio-system~istio-system.svc.cluster.local";
-  p.istio_id = true;
-  p.type = xds::ProxyType::kRouter;
-  p.ip = "10.0.0.100";
-  p.ips = {p.ip};
-  p.name = "istio-ingressgateway-abc";
-  p.namespace_ = "istio-system";
-  p.dns_domain = "istio-system.svc.cluster.local";
-  p.labels = {{"istio", "ingressgateway"}, {"app", "istio-ingressgateway"}};
-  return p;
-}
-
-xds::ProxyInfo proxyless(const std::string& ns = "default") {
-  auto p = sidecar("grpc-client", "10.0.0.77", ns);
-  p.proxyless = true;
-  p.generator = "grpc";
-  return p;
-}
-
-class TranslateTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    applyPath(std::string(MAST_TRANSLATE_TESTDATA) + "/bookinfo-services.yaml");
-    applyPath(std::string(MAST_TRANSLATE_TESTDATA) + "/bookinfo-workloads.yaml");
-  }
-  void applyPath(const std::string& path) { apply(path, readFile(path)); }
-  void applyBookinfo(const std::string& file) {
-    applyPath(std::string(MAST_CONFIG_TESTDATA) + "/" + file);
-  }
-  void apply(const std::string& name, const std::string& yaml) {
-    for (const auto& e : store_.applyFile(name, yaml)) ADD_FAILURE() << e.toString();
-  }
-  ProxyResources gen(const xds::ProxyInfo& proxy, std::vector<model::WorkloadInstance> vms = {}) {
-    model_ = model::MeshModel::build(store_.snapshot(), mesh_, std::move(vms));
-    return generate(*model_, proxy);
-  }
-
-  config::ConfigStore store_;
-  config::MeshConfig mesh_ = config::defaultMeshConfig();
-  std::shared_ptr<const model::MeshModel> model_;
-};
+class TranslateTest : public testing::BookinfoTest {};
 
 const cv3::Cluster* findCluster(const ProxyResources& r, const std::string& name) {
   for (const auto& c : r.clusters) {
