@@ -14,16 +14,16 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config-path", opts.config_path, "Bootstrap config (YAML or JSON)");
   app.add_option("--config-yaml", opts.config_yaml, "YAML merged over the bootstrap file");
   app.add_option("--concurrency", opts.concurrency, "Worker threads (default: cores)");
-  app.add_option("-l,--log-level", opts.log_level,
-                 "trace|debug|info|warning|error|critical|off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical",
-                             "off"}));
+  app.add_option("-l,--log-level", opts.log_level, "trace|debug|info|warning|error|critical|off")
+      ->check(
+          CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}));
   int drain_s = 5;
   app.add_option("--drain-time-s", drain_s, "Seconds to drain connections on shutdown");
   app.add_option("--mode", opts.mode, "serve | validate")
       ->check(CLI::IsMember({"serve", "validate"}));
   app.add_option("--service-node", opts.service_node, "Node id (overrides node.id)");
-  app.add_option("--service-cluster", opts.service_cluster, "Node cluster (overrides node.cluster)");
+  app.add_option("--service-cluster", opts.service_cluster,
+                 "Node cluster (overrides node.cluster)");
   app.add_option("--service-zone", opts.service_zone, "Node zone");
   app.add_option("--admin-address-path", opts.admin_address_path,
                  "Write the bound admin address here");

@@ -35,6 +35,7 @@ uint64_t layerDigest(const xds::ResourceSet& set, uint64_t seed) {
   return h;
 }
 
+constexpr size_t kClusters = 0;  // index of kClusterType in kTypes
 constexpr std::string_view kTypes[] = {xds::kClusterType, xds::kEndpointType, xds::kListenerType,
                                        xds::kRouteType};
 
@@ -116,10 +117,18 @@ std::set<std::string> serviceEntriesToRebuild(
     const std::vector<std::shared_ptr<const config::Resource>>& changed,
     const config::ConfigSnapshot& after) {
   std::set<std::string> out;
-  std::vector<const config::Resource*> entries;
+  struct Entry {
+    const std::string* ns;
+    std::map<std::string, std::string> labels;  // spec labels + metadata labels
+  };
+  std::vector<Entry> entries;
   for (const auto& r : changed) {
     if (r->kind == config::Kind::kServiceEntry) out.insert(r->metadata.ns + "/" + r->metadata.name);
-    if (r->kind == config::Kind::kWorkloadEntry) entries.push_back(r.get());
+    const auto* spec = r->specAs<net::WorkloadEntry>();
+    if (r->kind != config::Kind::kWorkloadEntry || !spec) continue;
+    Entry e{&r->metadata.ns, {spec->labels().begin(), spec->labels().end()}};
+    e.labels.insert(r->metadata.labels.begin(), r->metadata.labels.end());
+    entries.push_back(std::move(e));
   }
   if (entries.empty()) return out;
   for (const auto& res : after.list(config::Kind::kServiceEntry)) {
@@ -127,13 +136,9 @@ std::set<std::string> serviceEntriesToRebuild(
     if (!se || !se->has_workload_selector()) continue;
     std::map<std::string, std::string> selector(se->workload_selector().labels().begin(),
                                                 se->workload_selector().labels().end());
-    for (const auto* we : entries) {
-      if (we->metadata.ns != res->metadata.ns) continue;
-      const auto* spec = we->specAs<net::WorkloadEntry>();
-      if (!spec) continue;
-      std::map<std::string, std::string> labels(spec->labels().begin(), spec->labels().end());
-      labels.insert(we->metadata.labels.begin(), we->metadata.labels.end());
-      if (model::labelsMatch(selector, labels)) {
+    for (const auto& we : entries) {
+      if (*we.ns != res->metadata.ns) continue;
+      if (model::labelsMatch(selector, we.labels)) {
         out.insert(res->metadata.ns + "/" + res->metadata.name);
         break;
       }
@@ -157,7 +162,7 @@ void addHosts(EndpointChange& change, const model::MeshModel& model) {
 // `outbound|PORT|SUBSET|HOST`.
 bool refersToAny(const SharedResources& shared, const std::set<std::string>& hosts) {
   bool found = false;
-  shared.by_type[0]->forEach([&](const xds::Resource& r) {
+  shared.by_type[kClusters]->forEach([&](const xds::Resource& r) {
     if (found || !r.name.starts_with("outbound|")) return;
     found = hosts.count(r.name.substr(r.name.rfind('|') + 1)) > 0;
   });

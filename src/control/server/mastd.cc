@@ -210,8 +210,15 @@ double threadCpuMs() {
 }
 }  // namespace
 
-std::shared_ptr<const xds::Snapshot> Mastd::snapshotFor(const xds::ProxyInfo& proxy) {
-  auto snap = std::make_shared<const xds::Snapshot>(generator_->generate(proxy));
+std::shared_ptr<const xds::Snapshot> Mastd::snapshotFor(
+    const xds::ProxyInfo& proxy, std::shared_ptr<const xds::Snapshot> current) {
+  auto snap = std::move(current);
+  if (!snap || !generator_->sameAsBefore(proxy)) {
+    auto fresh = generator_->generate(proxy);
+    if (!snap || !xds::Snapshot::sameContent(*snap, fresh)) {
+      snap = std::make_shared<const xds::Snapshot>(std::move(fresh));
+    }
+  }
   convergence_.generated(proxy.id, model_version_, snap, dependencies_,
                          std::chrono::system_clock::now());
   return snap;
@@ -257,17 +264,9 @@ void Mastd::pushAll(const std::set<std::string>&) {
     for (const auto& [id, p] : proxies_) {
       // A proxy whose config did not change keeps its snapshot object, and its streams are not
       // woken: most proxies of a mesh are untouched by most changes.
-      auto prev = cache_.getSnapshot(id);
-      std::shared_ptr<const xds::Snapshot> snap = prev;
-      bool changed = false;
-      if (!prev || !generator_->sameAsBefore(p)) {
-        auto fresh = generator_->generate(p);
-        changed = !prev || !xds::Snapshot::sameContent(*prev, fresh);
-        if (changed) snap = std::make_shared<const xds::Snapshot>(std::move(fresh));
-      }
-      convergence_.generated(id, model_version_, snap, dependencies_,
-                             std::chrono::system_clock::now());
-      if (changed) out.emplace_back(id, std::move(snap));
+      auto current = cache_.getSnapshot(id);
+      auto snap = snapshotFor(p, current);
+      if (snap != current) out.emplace_back(id, std::move(snap));
     }
   }
   auto t_gen = std::chrono::steady_clock::now();
@@ -317,7 +316,7 @@ Status Mastd::onProxyConnected(const xds::ProxyInfo& proxy) {
       registered = !auto_registered_.count(proxy.id);
       auto_registered_[proxy.id] = proxy;
     }
-    snap = snapshotFor(proxy);
+    snap = snapshotFor(proxy, nullptr);
   }
   MAST_LOG(INFO, "xds: proxy {} connected ({})", proxy.id, proxy.user_agent);
   cache_.setSnapshot(proxy.id, snap);

@@ -87,8 +87,11 @@ class Mastd {
  private:
   void onConfigChanged();
   void pushAll(const std::set<std::string>& keys);
-  // Generates (with mu_ held) and records the generation for per-resource status.
-  std::shared_ptr<const xds::Snapshot> snapshotFor(const xds::ProxyInfo& proxy);
+  // The snapshot `proxy` should hold under the current model: `current` itself when the proxy
+  // would be sent nothing new (its streams then need not wake), else a new one. Recorded for
+  // convergence either way. Under mu_.
+  std::shared_ptr<const xds::Snapshot> snapshotFor(const xds::ProxyInfo& proxy,
+                                                   std::shared_ptr<const xds::Snapshot> current);
   // generator_->update() from the store's current snapshot (mu_ held).
   void updateModelLocked(const std::vector<xds::ProxyInfo>& auto_registered);
   Status onProxyConnected(const xds::ProxyInfo& proxy);
