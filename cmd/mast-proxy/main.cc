@@ -5,7 +5,6 @@
 #include <thread>
 
 #include "base/logging.h"
-#include "net/event_loop.h"
 #include "proxy/server/server.h"
 
 int main(int argc, char** argv) {
@@ -43,10 +42,6 @@ int main(int argc, char** argv) {
     opts.command_line += argv[i];
   }
   mast::log::init(opts.log_level);
-  if (std::string problem = mast::net::eventLoopProblem(); !problem.empty()) {
-    std::cerr << "mast-proxy: " << problem << "\n";
-    return 1;
-  }
   mast::proxy::server::Server server(std::move(opts));
   return server.run();
 }

@@ -11,7 +11,6 @@
 #include "base/logging.h"
 #include "control/server/istio_generator.h"
 #include "control/server/mastd.h"
-#include "net/event_loop.h"
 
 namespace {
 std::mutex g_mu;
@@ -40,10 +39,6 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   mast::log::init(log_level);
-  if (std::string problem = mast::net::eventLoopProblem(); !problem.empty()) {
-    std::cerr << "mastd: " << problem << std::endl;
-    return 1;
-  }
   o.debounce.quiet = std::chrono::milliseconds(debounce_ms);
   o.debounce.max_delay = std::chrono::milliseconds(debounce_max_ms);
 

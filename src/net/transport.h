@@ -2,13 +2,22 @@
 // A TCP connection that is either plain or TLS, with one async interface for both. Owned by one
 // worker; every operation must run on that worker's io_context. Handlers are templates so no
 // type erasure is paid per read/write.
+//
+// Plaintext reads and writes go through the thread's io_uring ring when its worker runs one
+// (net/uring.h), else through asio. Contract either way: a handler runs exactly once, on the
+// owner's thread, and must keep this Transport (and the buffer) alive until then, which the
+// callers do by capturing the connection that owns it; after close() pending operations complete
+// with asio::error::operation_aborted.
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl.hpp>
 #include <asio/write.hpp>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "net/tls.h"
+#include "net/uring.h"
 
 namespace mast::net {
 
@@ -38,6 +47,12 @@ class Transport {
   void asyncReadSome(const Buffer& b, Handler&& h) {
     if (tls_) {
       tls_->async_read_some(b, std::forward<Handler>(h));
+    } else if (Uring* ring = Uring::onThisThread(); ring && b.size() > 0) {
+      adoptInto(*ring);
+      ring->recv(plain_.native_handle(), b.data(), b.size(),
+                 Uring::makeOp([this, h = std::forward<Handler>(h)](int res) mutable {
+                   h(ringError(res, true), res > 0 ? size_t(res) : 0);
+                 }));
     } else {
       plain_.async_read_some(b, std::forward<Handler>(h));
     }
@@ -47,9 +62,18 @@ class Transport {
   void asyncWrite(const Buffers& b, Handler&& h) {
     if (tls_) {
       asio::async_write(*tls_, b, std::forward<Handler>(h));
-    } else {
-      asio::async_write(plain_, b, std::forward<Handler>(h));
+      return;
     }
+    if constexpr (std::is_convertible_v<Buffers, asio::const_buffer>) {
+      asio::const_buffer one(b);
+      if (Uring* ring = Uring::onThisThread(); ring && one.size() > 0) {
+        adoptInto(*ring);
+        ringWrite(*ring, static_cast<const char*>(one.data()), one.size(), 0,
+                  std::forward<Handler>(h));
+        return;
+      }
+    }
+    asio::async_write(plain_, b, std::forward<Handler>(h));
   }
 
   std::string alpn() const {
@@ -68,9 +92,37 @@ class Transport {
   bool isOpen() { return socket().is_open(); }
 
  private:
+  void adoptInto(Uring& ring) {
+    if (ring_adopted_) return;
+    ring.adopt(plain_.native_handle());
+    ring_adopted_ = true;
+  }
+  // Sends [done, len) of `data`, resubmitting after short sends, then calls h(ec, bytes sent).
+  template <class Handler>
+  void ringWrite(Uring& ring, const char* data, size_t len, size_t done, Handler&& h) {
+    ring.send(plain_.native_handle(), data + done, len - done,
+              Uring::makeOp(
+                  [this, &ring, data, len, done, h = std::forward<Handler>(h)](int res) mutable {
+                    size_t sent = done + (res > 0 ? size_t(res) : 0);
+                    if (res > 0 && sent < len && plain_.is_open()) {
+                      ringWrite(ring, data, len, sent, std::move(h));
+                      return;
+                    }
+                    h(ringError(res, false), sent);
+                  }));
+  }
+  // asio's error for a ring completion: what async_read_some / async_write would have said.
+  std::error_code ringError(int res, bool read) const {
+    if (!plain_.is_open() || res == -ECANCELED) return asio::error::operation_aborted;
+    if (res > 0) return {};
+    if (res == 0) return read ? std::error_code(asio::error::eof) : std::error_code();
+    return std::error_code(-res, asio::error::get_system_category());
+  }
+
   Socket plain_;
   std::unique_ptr<asio::ssl::stream<Socket>> tls_;
   std::shared_ptr<const TlsContext> tls_ctx_;
+  bool ring_adopted_ = false;
 };
 
 }  // namespace mast::net

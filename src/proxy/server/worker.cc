@@ -23,7 +23,24 @@ void Worker::start() {
   thread_ = std::thread([this] {
     server_.onWorkerThreadStart(index_);
     auto guard = asio::make_work_guard(loop_);
-    loop_.run();
+    std::string why_not;
+    auto ring = net::Uring::create(loop_, &why_not);
+    if (index_ == 0) {
+      if (ring) {
+        MAST_LOG(INFO, "workers run socket I/O through io_uring");
+      } else {
+        MAST_LOG(WARN, "workers run socket I/O through epoll: {}", why_not);
+      }
+    }
+    {
+      std::lock_guard lock(ring_mu_);
+      ring_ = ring.get();
+    }
+    if (ring) {
+      ring->run();
+    } else {
+      loop_.run();
+    }
     // Tear down on this thread: close every connection and pool, then let the aborted
     // handlers run so nothing outlives the loop.
     auto live = live_;
@@ -35,13 +52,29 @@ void Worker::start() {
     clusters_->shutdown();
     loop_.restart();
     loop_.poll();
+    // Reads and writes still in the ring complete (aborted) now, so their handlers release
+    // what they hold before the clusters go.
+    if (ring) ring->drain(std::chrono::seconds(2));
     clusters_.reset();
     loop_.restart();
     loop_.poll();
+    if (ring) ring->drain(std::chrono::seconds(2));
+    std::lock_guard lock(ring_mu_);
+    ring_ = nullptr;
   });
 }
 
-void Worker::post(std::function<void()> fn) { asio::post(loop_, std::move(fn)); }
+void Worker::post(std::function<void()> fn) {
+  asio::post(loop_, std::move(fn));
+  wakeRing();
+}
+
+void Worker::wakeRing() {
+  // A thread blocked in io_uring_enter is not woken by asio's post or stop; the ring is.
+  if (std::this_thread::get_id() == thread_.get_id()) return;
+  std::lock_guard lock(ring_mu_);
+  if (ring_) ring_->wake();
+}
 
 void Worker::deferDelete(std::unique_ptr<ActiveStream> stream) {
   graveyard_.push_back(std::move(stream));
@@ -87,7 +120,10 @@ void Worker::drainConnectionsOf(const ListenerConfig& cfg) {
   }
 }
 
-void Worker::stop() { loop_.stop(); }
+void Worker::stop() {
+  loop_.stop();
+  wakeRing();
+}
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();

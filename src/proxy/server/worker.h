@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 
 #include "net/address.h"
 #include "net/deadline_queue.h"
+#include "net/uring.h"
 
 namespace mast::proxy::server {
 
@@ -92,7 +94,13 @@ class Worker {
  private:
   uint32_t index_;
   Server& server_;
+  void wakeRing();
+
   asio::io_context loop_{1};
+  // The worker thread's io_uring ring while it exists (nullptr on epoll). Guarded because posting
+  // threads wake it while the worker may be tearing it down; not on any per-request path.
+  std::mutex ring_mu_;
+  net::Uring* ring_ = nullptr;
   std::unique_ptr<WorkerClusters> clusters_;  // destroyed on the worker thread
   std::mt19937_64 rng_;
   std::thread thread_;
