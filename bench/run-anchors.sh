@@ -7,6 +7,8 @@
 #   ALT_BIN=path        a second mast-proxy binary measured in the same run (e.g. another build
 #   ALT_NAME=name       tree, such as build-uring/bin/mast-proxy), listed as ALT_NAME (mast-alt)
 #   ACCESS_LOG=0        skip the mast-log target (router plus access log)
+#   EPOLL=1             also measure the same binary with MAST_IO_URING=0 (its epoll fallback),
+#                       listed as mast-epoll
 # e.g. ALT_BIN=build-uring/bin/mast-proxy ALT_NAME=mast-uring ACCESS_LOG=0 \
 #        REPS=3 DUR=5 SCENARIOS="tp lat1 paced" TLS_ANCHOR=0 bench/run-anchors.sh
 set -euo pipefail
@@ -19,6 +21,12 @@ bin=$(realpath "$bin")
 targets=(-x "mast|18083|$bin -c $root/bench/bootstrap.yaml --concurrency 1 -l error")
 if [ "${ACCESS_LOG:-1}" != 0 ]; then
   targets+=(-x "mast-log|18084|$bin -c $root/bench/bootstrap-accesslog.yaml --concurrency 1 -l error")
+fi
+if [ "${EPOLL:-0}" = 1 ]; then
+  epollcfg=$(mktemp --suffix=.yaml)
+  sed -e 's/port_value: 18083/port_value: 18086/' -e 's/port_value: 19901/port_value: 19906/' \
+    "$root/bench/bootstrap.yaml" > "$epollcfg"
+  targets+=(-x "mast-epoll|18086|env MAST_IO_URING=0 $bin -c $epollcfg --concurrency 1 -l error")
 fi
 if [ -n "${ALT_BIN:-}" ]; then
   alt=$(realpath "$ALT_BIN")
