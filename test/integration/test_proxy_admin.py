@@ -4,6 +4,7 @@
 /quitquitquit."""
 import json
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -164,8 +165,16 @@ def test_healthcheck_fail_and_ok(busy_proxy):
     out, closed = raw_exchange(port, b"GET /hc HTTP/1.1\r\nHost: x\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 200") and b"connection: close" in out.lower()
     assert closed
+    # HTTP/2: the response arrives, followed by GOAWAY (NO_ERROR), as Envoy drains.
+    r = subprocess.run(["nghttp", "-v", "http://127.0.0.1:%d/hc2" % port],
+                       capture_output=True, text=True, timeout=20)
+    assert ":status: 200" in r.stdout, r.stdout + r.stderr
+    assert "recv GOAWAY frame" in r.stdout and "error_code=NO_ERROR" in r.stdout, r.stdout
     assert p.admin("/healthcheck/ok", method="POST")[0] == 200
     assert p.admin("/ready") == (200, "LIVE\n")
+    r = subprocess.run(["nghttp", "-v", "http://127.0.0.1:%d/hc2" % port],
+                       capture_output=True, text=True, timeout=20)
+    assert ":status: 200" in r.stdout and "recv GOAWAY frame" not in r.stdout, r.stdout
     out, closed = raw_exchange(port, b"GET /hc HTTP/1.1\r\nHost: x\r\n\r\n", timeout=0.5)
     assert out.startswith(b"HTTP/1.1 200") and not closed
 

@@ -317,9 +317,14 @@ void ActiveStream::encodeHeaders(http::HeaderMap&& headers, bool end_stream) {
     response_headers_.set("server", cfg.server_name);
   }
   response_headers_.setIfAbsent("date", httpDate(conn_.worker()));
-  // /healthcheck/fail: Envoy drain-closes inbound HTTP/1 connections after each response.
-  if (info_.protocol != http::Protocol::Http2 && conn_.worker().server().healthCheckFailed()) {
-    response_headers_.set("connection", "close");
+  // /healthcheck/fail: Envoy drain-closes inbound connections: HTTP/1 after each response,
+  // HTTP/2 with a GOAWAY (streams already open finish, then the connection closes).
+  if (conn_.worker().server().healthCheckFailed()) {
+    if (info_.protocol != http::Protocol::Http2) {
+      response_headers_.set("connection", "close");
+    } else {
+      conn_.startDrain();
+    }
   }
   int status = response_headers_.status();
   info_.response_code = status;
