@@ -97,7 +97,7 @@ Status Server::startXds() {
       [this](const std::string& type, const std::vector<google::protobuf::Any>& res,
              const std::string& version) { return applyXds(type, res, version); });
   updateEdsSubscriptions();
-  ads_->start();
+  if (auto s = ads_->start(); !s) return Error{opts_.config_path + ": " + s.error()};
   MAST_LOG(INFO, "xds: ADS to {}", *target);
   // Envoy's initial_fetch_timeout: go live with what arrived after 15 s.
   init_timer_ = std::make_unique<asio::steady_timer>(main_loop_);
