@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import curl, xds_bootstrap
+from conftest import curl, wait_until, xds_bootstrap
 
 xds = pytest.importorskip("xds_fixture")
 
@@ -55,9 +55,9 @@ def ads():
     s.stop()
 
 
-def acked(server, type_url, version):
+def acked(server, type_url, version, timeout=10):
     return server.wait_for(lambda r: r.type_url == type_url and r.version_info == version and
-                           r.response_nonce and not r.error_detail.message)
+                           r.response_nonce and not r.error_detail.message, timeout=timeout)
 
 
 def test_initial_fetch_updates_nack_and_control_plane_loss(proxy, upstream, ads):
@@ -138,3 +138,109 @@ def test_listener_removed_and_added(proxy, upstream, ads):
     while time.time() < deadline and curl("http://127.0.0.1:%d/" % port_a, timeout=1)[0] != 0:
         time.sleep(0.05)
     assert curl("http://127.0.0.1:%d/" % port_a, timeout=1)[0] == 0  # connection refused
+
+
+def serve_one(ads, up_port, version):
+    ads.set(xds.CLUSTER, "c" + version, [cluster("backend")])
+    ads.set(xds.ENDPOINT, "e" + version, [cla("backend", up_port)])
+    ads.set(xds.LISTENER, "l" + version, [listener()])
+    ads.set(xds.ROUTE, "r" + version, [route("backend")])
+
+
+def stream_requests(server, stream_no):
+    with server.lock:
+        return [r for n, r in server.requests if n == stream_no]
+
+
+def test_reconnect_after_server_restart(proxy, upstream):
+    """The control plane restarts on the same port: the proxy serves on meanwhile, then opens a
+    new stream whose first request carries the node again and every subscription with the last
+    accepted version and no nonce (nonces belong to the old stream)."""
+    up1, up2 = upstream("one"), upstream("two")
+    first = xds.AdsServer()
+    serve_one(first, up1.port, "1")
+    p = proxy(bootstrap(first.port))
+    port = p.ports["outbound"]
+    for t, v in [(xds.CLUSTER, "c1"), (xds.ENDPOINT, "e1"), (xds.LISTENER, "l1"), (xds.ROUTE, "r1")]:
+        acked(first, t, v)
+    ads_port = first.port
+    first.stop()
+    time.sleep(1.0)  # the proxy retries against a closed port meanwhile
+    assert json.loads(curl("http://127.0.0.1:%d/" % port)[2])["name"] == "one"
+
+    second = xds.AdsServer(port=ads_port)
+    try:
+        serve_one(second, up2.port, "2")
+        for t, v in [(xds.CLUSTER, "c2"), (xds.ENDPOINT, "e2"), (xds.LISTENER, "l2"),
+                     (xds.ROUTE, "r2")]:
+            acked(second, t, v)
+        reqs = stream_requests(second, 1)
+        assert reqs[0].node.id.startswith("sidecar~127.0.0.1~productpage-v1.default")
+        assert all(not r.HasField("node") for r in reqs[1:])
+        initial = {}
+        for r in reqs:
+            initial.setdefault(r.type_url, r)
+        assert {t: (r.version_info, r.response_nonce) for t, r in initial.items()} == {
+            xds.CLUSTER: ("c1", ""), xds.ENDPOINT: ("e1", ""), xds.LISTENER: ("l1", ""),
+            xds.ROUTE: ("r1", "")}
+        assert list(initial[xds.ENDPOINT].resource_names) == ["backend"]
+        assert list(initial[xds.ROUTE].resource_names) == ["9080"]
+        wait_until(lambda: json.loads(curl("http://127.0.0.1:%d/" % port)[2]).get("name") == "two",
+                   what="traffic on the new endpoint")
+        assert "xds: stream to 127.0.0.1:%d closed" % ads_port in p.output()
+    finally:
+        second.stop()
+
+
+def test_stream_ended_with_unavailable_is_retried(proxy, upstream):
+    """The server ends the first two streams at once with grpc-status UNAVAILABLE and no message
+    (a trailers-only response): the proxy backs off, retries, and takes its config from the
+    third stream."""
+    up = upstream()
+    ads = xds.AdsServer()
+    try:
+        ads.abort_next(2, xds.grpc.StatusCode.UNAVAILABLE, "warming up, 100% busy")
+        serve_one(ads, up.port, "1")
+        started = time.time()
+        p = proxy(bootstrap(ads.port))  # ready only once the config arrived
+        assert ads.stream_count == 3
+        # Two back-offs: 250..500 ms, then 500..1000 ms.
+        assert time.time() - started >= 0.7
+        assert curl("http://127.0.0.1:%d/" % p.ports["outbound"])[0] == 200
+        out = p.output()
+        # grpc-message is percent-decoded.
+        assert out.count("closed (grpc-status 14: warming up, 100% busy)") == 2, out
+        # The stream that stayed: the node on its first request only.
+        acked(ads, xds.LISTENER, "l1")
+        reqs = stream_requests(ads, 3)
+        assert reqs[0].HasField("node") and not any(r.HasField("node") for r in reqs[1:])
+    finally:
+        ads.stop()
+
+
+def test_large_response_spans_flow_control_windows(proxy, upstream):
+    """A CDS response of ~6 MB: several times the proxy's 1 MiB HTTP/2 receive window, so it
+    only arrives if the proxy returns credit (WINDOW_UPDATE) as it reads; many DATA frames carry
+    one gRPC message."""
+    up = upstream()
+    ads = xds.AdsServer()
+    try:
+        serve_one(ads, up.port, "1")
+        p = proxy(bootstrap(ads.port))
+        blob = "x" * (1 << 20)
+        big = [cluster("backend")] + [
+            {"name": "big%d" % i, "type": "STATIC", "connect_timeout": "1s",
+             "metadata": {"filter_metadata": {"test": {"blob": blob}}},
+             "load_assignment": {"cluster_name": "big%d" % i, "endpoints": [{"lb_endpoints": [
+                 {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                              "port_value": up.port}}}}]}]}}
+            for i in range(6)]
+        ads.set(xds.CLUSTER, "big", big)
+        acked(ads, xds.CLUSTER, "big", timeout=30)
+        clusters = p.admin("/clusters")[1]
+        assert all("big%d::" % i in clusters for i in range(6))
+        # Still the first stream: nothing broke on the way.
+        assert ads.stream_count == 1
+        assert curl("http://127.0.0.1:%d/" % p.ports["outbound"])[0] == 200
+    finally:
+        ads.stop()

@@ -67,16 +67,27 @@ def pack(type_url, d):
 
 
 class AdsServer:
-    def __init__(self):
+    def __init__(self, port=0):
+        """`port`: 0 for one the OS picks, or a previous server's port (a restarted server)."""
         self.requests = []  # (stream_no, DiscoveryRequest)
         self.state = {}  # type_url -> (version, [Any])
         self.streams = []
+        self.stream_count = 0  # streams opened so far
+        self.aborts = []  # (grpc.StatusCode, message): how the next streams end, before any reply
         self.lock = threading.Lock()
         self.nonce = 0
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.port = self.server.add_insecure_port("127.0.0.1:%d" % port)
+        if port and self.port != port:
+            raise RuntimeError("port %d is taken" % port)
         self.server.start()
+
+    def abort_next(self, count, code, message):
+        """Ends the next `count` streams with `code` at once (trailers-only: no message, no
+        initial metadata)."""
+        with self.lock:
+            self.aborts.extend([(code, message)] * count)
 
     def stop(self):
         for q in list(self.streams):
@@ -117,11 +128,16 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     def StreamAggregatedResources(self, request_iterator, context):
         owner = self.owner
+        with owner.lock:
+            owner.stream_count += 1
+            abort = owner.aborts.pop(0) if owner.aborts else None
+        if abort:
+            context.abort(*abort)
         q = queue.Queue()
         subscribed = {}  # type_url -> names
         with owner.lock:
             owner.streams.append(q)
-            stream_no = len(owner.streams)
+            stream_no = owner.stream_count
 
         def reader():
             try:
