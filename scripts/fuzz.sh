@@ -11,7 +11,7 @@ export CCACHE_BASEDIR="$PWD"
 scripts/build.sh mast_xds_pb >/dev/null
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DMAST_FUZZ=ON -DMAST_TESTS=OFF \
   -DMAST_BENCH=OFF >/dev/null
-targets=(http1_fuzz http2_fuzz config_fuzz)
+targets=(http1_fuzz http2_fuzz config_fuzz grpc_frame_fuzz)
 ninja -C build-fuzz -j"$(nproc)" "${targets[@]}"
 mkdir -p build-fuzz/crashes
 for t in "${targets[@]}"; do
