@@ -130,6 +130,7 @@ void Uring::send(int fd, const void* buf, size_t len, Op* op) {
   io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL);
   io_uring_sqe_set_data(s, op);
   ++inflight_;
+  ++sends_since_wait_;
 }
 
 void Uring::armEpollPoll() {
@@ -154,8 +155,21 @@ void Uring::wake() {
 bool Uring::waitAndComplete(__kernel_timespec* timeout) {
   if (!epoll_armed_) armEpollPoll();
   if (!wake_armed_) armWakeRead();
+  // A send to a socket with room completes while it is submitted, and its completion alone would
+  // end the wait: one more io_uring_enter per send just to run a write handler. So after sends,
+  // wait for one completion more, but no longer than 1 ms: a send's handler may be late by that
+  // much when nothing else happens (its data left at once; only what the handler does next, e.g.
+  // closing after the response, waits). A request then costs one io_uring_enter per direction.
+  unsigned wait_nr = 1;
+  __kernel_timespec after_sends{.tv_sec = 0, .tv_nsec = 1'000'000};
+  if (sends_since_wait_ > 0 &&
+      (timeout == nullptr || timeout->tv_sec > 0 || timeout->tv_nsec > after_sends.tv_nsec)) {
+    wait_nr = 2;
+    timeout = &after_sends;
+  }
+  sends_since_wait_ = 0;
   io_uring_cqe* first = nullptr;
-  int rc = io_uring_submit_and_wait_timeout(&ring_, &first, 1, timeout, nullptr);
+  int rc = io_uring_submit_and_wait_timeout(&ring_, &first, wait_nr, timeout, nullptr);
   if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
     MAST_LOG(ERROR, "io_uring_enter: {}", std::strerror(-rc));
   }

@@ -99,6 +99,7 @@ class Uring {
   bool epoll_armed_ = false;
   bool wake_armed_ = false;
   size_t inflight_ = 0;
+  unsigned sends_since_wait_ = 0;
   uint64_t wakeups_ = 0;
 };
 
