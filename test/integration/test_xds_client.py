@@ -239,6 +239,10 @@ def test_large_response_spans_flow_control_windows(proxy, upstream):
         acked(ads, xds.CLUSTER, "big", timeout=30)
         clusters = p.admin("/clusters")[1]
         assert all("big%d::" % i in clusters for i in range(6))
+        # Clusters from CDS are "added via API", as Envoy's /clusters says.
+        assert "big0::added_via_api::true" in clusters, clusters[:2000]
+        statuses = json.loads(p.admin("/clusters?format=json")[1])["cluster_statuses"]
+        assert any(s["name"] == "big0" and s.get("added_via_api") is True for s in statuses)
         # Still the first stream: nothing broke on the way.
         assert ads.stream_count == 1
         assert curl("http://127.0.0.1:%d/" % p.ports["outbound"])[0] == 200

@@ -67,7 +67,9 @@ std::string AdminHandler::clustersText() {
            "\n";
     out += p + "default_priority::max_requests::" + std::to_string(t.max_requests) + "\n";
     out += p + "default_priority::max_retries::" + std::to_string(t.max_retries) + "\n";
-    out += p + "added_via_api::false\n";
+    // Envoy: true for clusters that came over CDS, false for the bootstrap's static ones.
+    out +=
+        p + "added_via_api::" + (server_.dynamicClusters().count(name) ? "true" : "false") + "\n";
     for (const auto& h : *c->hosts()) {
       std::string hp = p + h->label + "::";
       out += hp + "hostname::" + h->hostname + "\n";
@@ -101,7 +103,10 @@ nlohmann::json AdminHandler::clustersJson() {
                        {"weight", h->weight},
                        {"priority", h->priority}});
     }
-    statuses.push_back({{"name", name}, {"observability_name", name}, {"host_statuses", hosts}});
+    nlohmann::json status = {
+        {"name", name}, {"observability_name", name}, {"host_statuses", hosts}};
+    if (server_.dynamicClusters().count(name)) status["added_via_api"] = true;
+    statuses.push_back(std::move(status));
   }
   return {{"cluster_statuses", statuses}};
 }
