@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -550,8 +551,18 @@ void RouteEntry::applyResponseHeaders(http::HeaderMap& h, const WeightedCluster*
   table_->response_headers_.apply(h, nullptr);
 }
 
+std::string GeneratedCookie::setCookieValue() const {
+  std::string out = name + "=\"" + value + "\"";
+  if (ttl.count() > 0) out += "; Max-Age=" + std::to_string(ttl.count());
+  if (!path.empty()) out += "; Path=" + path;
+  out += "; HttpOnly";
+  return out;
+}
+
 std::optional<uint64_t> RouteEntry::computeHash(const http::HeaderMap& h,
-                                                std::string_view source_ip) const {
+                                                std::string_view source_ip,
+                                                std::string_view connection_key,
+                                                std::vector<GeneratedCookie>* generated) const {
   std::optional<uint64_t> hash;
   for (const auto& p : hash_policies_) {
     std::optional<uint64_t> v;
@@ -575,10 +586,24 @@ std::optional<uint64_t> RouteEntry::computeHash(const http::HeaderMap& h,
           while (!kv.empty() && kv.front() == ' ') kv.remove_prefix(1);
           size_t eq = kv.find('=');
           if (eq != std::string_view::npos && kv.substr(0, eq) == p.name) {
-            v = xxHash64(kv.substr(eq + 1));
+            std::string_view value = kv.substr(eq + 1);
+            // A quoted value hashes without its quotes (Envoy's cookie parsing).
+            if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+              value = value.substr(1, value.size() - 2);
+            }
+            if (!value.empty()) v = xxHash64(value);
             break;
           }
           pos = semi + 1;
+        }
+        if (!v && p.cookie_ttl && generated) {
+          // Envoy: the value is the hex of a hash of the downstream connection's addresses.
+          char hex[17];
+          snprintf(hex, sizeof(hex), "%016llx",
+                   static_cast<unsigned long long>(xxHash64(connection_key)));
+          GeneratedCookie c{p.name, hex, p.cookie_path, *p.cookie_ttl};
+          v = xxHash64(c.value);
+          generated->push_back(std::move(c));
         }
         break;
       }
@@ -979,6 +1004,10 @@ Result<std::unique_ptr<RouteEntry>> RouteTable::buildRoute(const rv3::Route& r,
           case HP::kCookie:
             p.kind = HashPolicy::Kind::Cookie;
             p.name = hp.cookie().name();
+            if (hp.cookie().has_ttl()) {
+              p.cookie_ttl = std::chrono::seconds(hp.cookie().ttl().seconds());
+              p.cookie_path = hp.cookie().path();
+            }
             break;
           case HP::kConnectionProperties:
             p.kind = HashPolicy::Kind::SourceIp;

@@ -265,6 +265,32 @@ TEST(RouteTableTest, HashPoliciesAreDeterministic) {
   EXPECT_EQ(xxHash64(""), 0xEF46DB3751D8E999ULL);  // xxHash64 reference value for ""
 }
 
+TEST(RouteTableTest, CookieHashWithTtlGeneratesTheCookie) {
+  auto t = build(R"({"virtual_hosts":[{"name":"v","domains":["*"],"routes":[
+    {"match":{"prefix":"/"},"route":{"cluster":"c","hash_policy":[
+      {"cookie":{"name":"sticky","ttl":"60s","path":"/app"}}]}}]}]})");
+  auto bare = req("h", "/");
+  const RouteEntry* e = t->route(bare, 0);
+  std::vector<GeneratedCookie> set;
+  auto h1 = e->computeHash(bare, "", "10.0.0.1:5000127.0.0.1:80", &set);
+  ASSERT_TRUE(h1.has_value());
+  ASSERT_EQ(set.size(), 1u);
+  EXPECT_EQ(set[0].value.size(), 16u);
+  EXPECT_EQ(set[0].setCookieValue(),
+            "sticky=\"" + set[0].value + "\"; Max-Age=60; Path=/app; HttpOnly");
+  // The same connection gets the same cookie; sending it back (quoted or not) hashes the same
+  // and generates nothing.
+  std::vector<GeneratedCookie> again;
+  EXPECT_EQ(e->computeHash(bare, "", "10.0.0.1:5000127.0.0.1:80", &again), h1);
+  for (const std::string& v : {"\"" + set[0].value + "\"", set[0].value}) {
+    std::vector<GeneratedCookie> none;
+    EXPECT_EQ(e->computeHash(req("h", "/", {{"cookie", "sticky=" + v}}), "", "other", &none), h1);
+    EXPECT_TRUE(none.empty());
+  }
+  // Without a place to put the cookie (mirrors, tcp) nothing is generated.
+  EXPECT_FALSE(e->computeHash(bare, "").has_value());
+}
+
 TEST(RouteTableTest, ConfigErrorsNameThePath) {
   EXPECT_EQ(buildError(R"({"virtual_hosts":[{"name":"v","domains":["*"],"routes":[
     {"match":{"safe_regex":{"regex":"(("}},"route":{"cluster":"c"}}]}]})")

@@ -139,13 +139,14 @@ class PendingConnection : public std::enable_shared_from_this<PendingConnection>
     const auto& cfg = *cfg_;
     listener_->stats().downstream_cx_total->inc();
     if (chain_->hcm) {
-      auto c =
-          std::make_shared<HttpConnection>(worker_, std::move(transport_), chain_->hcm,
-                                           std::move(info_), cfg.per_connection_buffer_limit_bytes);
+      auto c = std::make_shared<HttpConnection>(
+          worker_, std::move(transport_), chain_->hcm, std::move(info_),
+          cfg.per_connection_buffer_limit_bytes, ListenerConnectionStats(listener_->statsPtr()));
       c->start();
     } else if (chain_->tcp_proxy) {
       auto t = std::make_shared<TcpProxySession>(worker_, std::move(transport_), chain_->tcp_proxy,
-                                                 std::move(info_));
+                                                 std::move(info_),
+                                                 ListenerConnectionStats(listener_->statsPtr()));
       t->start();
     }
   }

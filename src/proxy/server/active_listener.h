@@ -30,6 +30,7 @@ class ActiveListener : public std::enable_shared_from_this<ActiveListener> {
   // another listener (use_original_dst).
   void onConnection(asio::ip::tcp::socket&& socket, std::optional<net::Endpoint> original_dst);
   ListenerStats& stats() { return *stats_; }
+  const std::shared_ptr<ListenerStats>& statsPtr() const { return stats_; }
 
  private:
   void accept();

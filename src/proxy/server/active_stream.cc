@@ -250,6 +250,10 @@ void ActiveStream::runDecodeFilters(size_t from, bool headers_pending) {
   if (local_reply_sent_ || finished_) return;
   headers_passed_ = true;
   stopped_ = false;
+  if (buffer_read_disabled_) {
+    buffer_read_disabled_ = false;
+    conn_.readDisable(false);
+  }
   if (!buffered_body_.empty() || buffered_end_) {
     std::string body = std::move(buffered_body_);
     buffered_body_.clear();
@@ -280,6 +284,11 @@ void ActiveStream::decodeData(std::string_view data, bool end_stream) {
   if (!headers_passed_) {
     buffered_body_.append(data);
     buffered_end_ = buffered_end_ || end_stream;
+    uint32_t limit = conn_.bufferLimit();
+    if (limit && buffered_body_.size() > limit && !buffer_read_disabled_) {
+      buffer_read_disabled_ = true;
+      conn_.readDisable(true);
+    }
     return;
   }
   std::string body(data);
@@ -367,6 +376,10 @@ void ActiveStream::resetDownstream(std::string_view details) {
   finish();
 }
 
+void ActiveStream::onDownstreamWatermark(bool above) {
+  if (router_ && !finished_) router_->onDownstreamWatermark(above);
+}
+
 void ActiveStream::onDownstreamReset(std::string_view details) {
   if (finished_) return;
   info_.setFlag(http::ResponseFlag::DownstreamConnectionTermination);
@@ -420,6 +433,10 @@ void ActiveStream::finish() {
   request_deadline_.cancel();
   info_.request_complete = std::chrono::steady_clock::now() - info_.start_mono;
   if (response_complete_) info_.last_downstream_tx_byte = info_.request_complete;
+  if (buffer_read_disabled_) {
+    buffer_read_disabled_ = false;
+    conn_.readDisable(false);
+  }
   for (auto& [name, f] : filters_) f->onDestroy();
   auto& st = *conn_.config().stats;
   st.downstream_rq_active->dec();

@@ -51,6 +51,8 @@ class ActiveStream final : public filters::FilterCallbacks {
   void encodeTrailers(http::HeaderMap&& trailers);
   // Upstream failed after the response started: abort the downstream stream.
   void resetDownstream(std::string_view details);
+  // The connection's write buffer crossed a watermark (HttpConnection::aboveWriteHighWatermark).
+  void onDownstreamWatermark(bool above);
 
   // filters::FilterCallbacks
   void continueDecoding() override;
@@ -101,6 +103,9 @@ class ActiveStream final : public filters::FilterCallbacks {
   std::string buffered_body_;
   bool buffered_end_ = false;
   std::optional<http::HeaderMap> buffered_trailers_;
+  // Body buffered while a filter holds the headers went over the buffer limit: the connection
+  // stops reading until the filters continue (Envoy's StopIterationAndWatermark).
+  bool buffer_read_disabled_ = false;
   bool request_complete_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;

@@ -9,6 +9,7 @@
 #include "net/dispatch.h"
 #include "net/transport.h"
 #include "proxy/server/cluster_manager.h"
+#include "proxy/server/hcm_stats.h"
 
 namespace mast::proxy::server {
 
@@ -49,7 +50,30 @@ void PoolStream::sendData(std::string_view data, bool end_stream) {
   } else {
     body_.append(data);
     body_end_ = body_end_ || end_stream;
+    uint32_t limit = pool_ ? pool_->settings().buffer_limit : 0;
+    if (limit && body_.size() > limit && !pending_above_) {
+      pending_above_ = true;
+      reportWatermark();
+    }
   }
+}
+
+void PoolStream::readDisable(bool disable) {
+  if (read_disabled_ == disable) return;
+  read_disabled_ = disable;
+  if (sink_) sink_->readDisable(*this, disable);
+}
+
+void PoolStream::onConnectionWatermark(bool above) {
+  connection_above_ = above;
+  reportWatermark();
+}
+
+void PoolStream::reportWatermark() {
+  bool above = pending_above_ || connection_above_;
+  if (above == reported_above_) return;
+  reported_above_ = above;
+  if (callbacks_) callbacks_->onUpstreamWatermark(above);
 }
 
 void PoolStream::sendTrailers(const http::HeaderMap& trailers) {
@@ -77,6 +101,7 @@ void PoolStream::reset() {
 void PoolStream::bind(StreamSink& sink) {
   pool_ = nullptr;
   sink_ = &sink;
+  if (read_disabled_) sink.readDisable(*this, true);
   if (headers_) {
     auto h = std::move(*headers_);
     headers_.reset();
@@ -93,6 +118,13 @@ void PoolStream::bind(StreamSink& sink) {
     auto t = std::move(*trailers_);
     trailers_.reset();
     sink.sendTrailers(*this, t);
+    if (!sink_) return;
+  }
+  // What was buffered here now sits in the connection's write buffer, which reports its own
+  // watermarks from now on.
+  if (pending_above_) {
+    pending_above_ = false;
+    reportWatermark();
   }
 }
 
@@ -155,6 +187,21 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
   void closeIfIdle() {
     if (idle()) close(ResetReason::ConnectionTermination, "drained");
   }
+  // Starts (or restarts) the pool's idle timeout on a connection that has just become idle; the
+  // connect timer is done by then, so the same timer serves. Envoy closes an upstream connection
+  // that stays without streams for common_http_protocol_options.idle_timeout (0 = never).
+  void armIdleTimer() {
+    if (!pool_ || !idle()) return;
+    auto timeout = pool_->settings().idle_timeout;
+    if (timeout.count() <= 0) return;
+    timer_.expires_after(timeout);
+    timer_.async_wait([weak = weak_from_this()](std::error_code e) {
+      auto self = weak.lock();
+      if (e || !self || !self->idle() || !self->pool_) return;
+      self->pool_->cluster().stats().upstream_cx_idle_timeout->inc();
+      self->close(ResetReason::ConnectionTermination, "idle timeout");
+    });
+  }
 
  protected:
   enum class State { Connecting, Handshaking, Ready, Closed };
@@ -200,17 +247,49 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
         return;
       }
       self->onBytes(self->read_buf_.data(), n);
-      if (self->state_ != State::Closed) self->startRead();
+      if (self->state_ == State::Closed) return;
+      if (self->read_disabled_) {
+        self->read_paused_ = true;
+      } else {
+        self->startRead();
+      }
     });
+  }
+
+  // Flow control: while disabled no read is outstanding, so the upstream's sends block in the
+  // kernel once the socket buffers are full.
+  void setReadDisabled(bool disable) {
+    read_disabled_ = disable;
+    if (!disable && read_paused_ && state_ == State::Ready) {
+      read_paused_ = false;
+      startRead();
+    }
+  }
+
+  // Envoy's watermarks on a connection's write buffer: above `buffer_limit` is high, below half
+  // of it low again.
+  void checkWatermarks() {
+    uint32_t limit = pool_ ? pool_->settings().buffer_limit : 0;
+    if (!limit) return;
+    size_t buffered = inflight_out_.size() + pending_out_.size();
+    if (!above_high_ && buffered > limit) {
+      above_high_ = true;
+      onWatermark(true);
+    } else if (above_high_ && buffered < limit / 2) {
+      above_high_ = false;
+      onWatermark(false);
+    }
   }
 
   void write(std::string&& data) {
     if (data.empty() || state_ == State::Closed) return;
     if (writing_) {
       pending_out_ += data;
+      checkWatermarks();
       return;
     }
     inflight_out_ = std::move(data);
+    checkWatermarks();
     doWrite();
   }
 
@@ -227,9 +306,12 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
       if (!self->pending_out_.empty()) {
         self->inflight_out_.swap(self->pending_out_);
         self->pending_out_.clear();
+        self->checkWatermarks();
         self->doWrite();
-      } else if (self->close_after_write_) {
-        self->close(ResetReason::ConnectionTermination, "");
+      } else {
+        self->inflight_out_.clear();
+        self->checkWatermarks();
+        if (self->close_after_write_) self->close(ResetReason::ConnectionTermination, "");
       }
     });
   }
@@ -239,6 +321,8 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
   virtual void onReady() {}
   virtual void onBytes(const char* data, size_t n) = 0;
   virtual void onRemoteClose() = 0;
+  // The write buffer crossed a watermark: tell the streams whose requests fill it.
+  virtual void onWatermark(bool above) = 0;
 
  public:
   void close(ResetReason reason, std::string_view details) {
@@ -266,6 +350,9 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
   std::string pending_out_;
   bool writing_ = false;
   bool close_after_write_ = false;
+  bool read_disabled_ = false;
+  bool read_paused_ = false;  // a read is due once reading is enabled again
+  bool above_high_ = false;
   std::string local_address_;
   std::string failure_reason_;
   uint32_t requests_ = 0;
@@ -286,6 +373,7 @@ class Http1Connection final : public ConnPool::Connection, public http1::ClientC
     stream_ = &s;
     response_complete_ = false;
     ++requests_;
+    if (above_high_) s.onConnectionWatermark(true);
     if (auto* cb = s.callbacks()) cb->onUpstreamConnected(local_address_);
     s.bind(*this);
   }
@@ -307,6 +395,7 @@ class Http1Connection final : public ConnPool::Connection, public http1::ClientC
     write(std::move(out));
     maybeDone();
   }
+  void readDisable(PoolStream&, bool disable) override { setReadDisabled(disable); }
   void resetStream(PoolStream&) override {
     // The router releases its stream from inside the callback that delivered the end of the
     // response; an exchange that is complete both ways keeps the connection for reuse.
@@ -361,6 +450,10 @@ class Http1Connection final : public ConnPool::Connection, public http1::ClientC
     close(ResetReason::ConnectionTermination, "");
   }
 
+  void onWatermark(bool above) override {
+    if (stream_) stream_->onConnectionWatermark(above);
+  }
+
   void failStreams(ResetReason reason, std::string_view details) override {
     PoolStream* s = stream_;
     stream_ = nullptr;
@@ -371,6 +464,8 @@ class Http1Connection final : public ConnPool::Connection, public http1::ClientC
     if (!stream_ || !response_complete_ || !stream_->request_complete) return;
     stream_->detachFromSink();
     stream_ = nullptr;
+    // An idle pooled connection reads again (to notice the server closing it).
+    setReadDisabled(false);
     bool reuse = codec_.keepAlive();
     uint32_t max = pool_ ? pool_->settings().max_requests_per_connection : 0;
     if (max && requests_ >= max) reuse = false;
@@ -429,6 +524,10 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
     session_->submitTrailers(s.stream_id, t);
     flush();
   }
+  // Pausing the connection would stall every stream on it. Per-stream pausing needs the codec to
+  // hold back WINDOW_UPDATEs (it consumes data at once today), so an HTTP/2 upstream is not
+  // paused by a slow downstream yet.
+  void readDisable(PoolStream&, bool) override {}
   void resetStream(PoolStream& s) override {
     std::erase(attached_, &s);
     if (s.stream_id >= 0) {
@@ -525,6 +624,10 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
     for (auto* s : attached) s->fail(reason, d);
   }
 
+  void onWatermark(bool above) override {
+    for (auto& [id, s] : streams_) s->onConnectionWatermark(above);
+  }
+
   std::unique_ptr<http2::ClientSession> session_;
   std::unordered_map<int32_t, PoolStream*> streams_;
   std::vector<PoolStream*> attached_;
@@ -611,6 +714,7 @@ void ConnPool::createConnection() {
 void ConnPool::onConnectionReady(Connection& c) {
   if (connecting_) --connecting_;
   attachPending();
+  c.armIdleTimer();
 }
 
 void ConnPool::attachPending() {
@@ -645,6 +749,7 @@ void ConnPool::onStreamDone(Connection& c) {
     return;
   }
   attachPending();
+  c.armIdleTimer();
 }
 
 void ConnPool::onConnectionClosed(Connection& c) {

@@ -31,6 +31,7 @@ class StreamSink {
   virtual void sendData(PoolStream& s, std::string_view d, bool end) = 0;
   virtual void sendTrailers(PoolStream& s, const http::HeaderMap& t) = 0;
   virtual void resetStream(PoolStream& s) = 0;
+  virtual void readDisable(PoolStream& s, bool disable) = 0;
 };
 
 class ConnPool;
@@ -45,6 +46,7 @@ class PoolStream final : public UpstreamStream {
   void sendData(std::string_view data, bool end_stream) override;
   void sendTrailers(const http::HeaderMap& trailers) override;
   void reset() override;
+  void readDisable(bool disable) override;
 
   // Connection side.
   void bind(StreamSink& sink);
@@ -53,6 +55,8 @@ class PoolStream final : public UpstreamStream {
   void detachFromPool() { pool_ = nullptr; }
   // Delivers a failure to the router; the stream is dead afterwards.
   void fail(ResetReason r, std::string_view details);
+  // The connection's write buffer crossed a watermark (see UpstreamCallbacks::onUpstreamWatermark).
+  void onConnectionWatermark(bool above);
   int32_t stream_id = -1;  // HTTP/2 stream id once bound
   bool request_complete = false;
 
@@ -66,6 +70,12 @@ class PoolStream final : public UpstreamStream {
   std::string body_;
   bool body_end_ = false;
   std::optional<http::HeaderMap> trailers_;
+  bool read_disabled_ = false;
+  // Watermarks: the body buffered here while unbound, and the bound connection's write buffer.
+  bool pending_above_ = false;
+  bool connection_above_ = false;
+  bool reported_above_ = false;
+  void reportWatermark();
 };
 
 struct PoolSettings {
@@ -76,6 +86,9 @@ struct PoolSettings {
   std::shared_ptr<const net::TlsContext> tls;  // null: plaintext
   std::string sni;
   std::optional<net::Endpoint> source_address;  // upstream_bind_config
+  // per_connection_buffer_limit_bytes: a connection's write buffer above this pauses the
+  // downstream that fills it (0 = no limit).
+  uint32_t buffer_limit = 1024 * 1024;
 };
 
 class ConnPool {

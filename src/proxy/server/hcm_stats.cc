@@ -71,6 +71,7 @@ const Field<stats::Counter> kCounters[] = {
     {"upstream_cx_overflow", &ClusterStats::upstream_cx_overflow},
     {"upstream_cx_none_healthy", &ClusterStats::upstream_cx_none_healthy},
     {"upstream_cx_destroy", &ClusterStats::upstream_cx_destroy},
+    {"upstream_cx_idle_timeout", &ClusterStats::upstream_cx_idle_timeout},
     {"upstream_rq_total", &ClusterStats::upstream_rq_total},
     {"upstream_rq_completed", &ClusterStats::upstream_rq_completed},
     {"upstream_rq_pending_overflow", &ClusterStats::upstream_rq_pending_overflow},
@@ -78,6 +79,7 @@ const Field<stats::Counter> kCounters[] = {
     {"upstream_rq_per_try_timeout", &ClusterStats::upstream_rq_per_try_timeout},
     {"upstream_rq_retry", &ClusterStats::upstream_rq_retry},
     {"upstream_rq_retry_overflow", &ClusterStats::upstream_rq_retry_overflow},
+    {"retry_or_shadow_abandoned", &ClusterStats::retry_or_shadow_abandoned},
     {"upstream_rq_rx_reset", &ClusterStats::upstream_rq_rx_reset},
     {"upstream_rq_1xx", &ClusterStats::upstream_rq_1xx},
     {"upstream_rq_2xx", &ClusterStats::upstream_rq_2xx},
@@ -176,8 +178,25 @@ ListenerStats::ListenerStats(stats::Store& s, const std::string& name) {
   std::string p = "listener." + name + ".";
   s.registerTagPrefix(p, "envoy_listener_address", name, "listener.");
   downstream_cx_total = &s.counter(p + "downstream_cx_total");
+  downstream_cx_active = &s.gauge(p + "downstream_cx_active");
+  downstream_cx_destroy = &s.counter(p + "downstream_cx_destroy");
+  downstream_cx_length_ms = &s.histogram(p + "downstream_cx_length_ms");
   no_filter_chain_match = &s.counter(p + "no_filter_chain_match");
   ssl_handshake_error = &s.counter(p + "ssl.connection_error");
+}
+
+ListenerConnectionStats::ListenerConnectionStats(std::shared_ptr<ListenerStats> stats)
+    : stats_(std::move(stats)), start_(std::chrono::steady_clock::now()) {
+  if (stats_) stats_->downstream_cx_active->inc();
+}
+
+ListenerConnectionStats::~ListenerConnectionStats() {
+  if (!stats_) return;
+  stats_->downstream_cx_active->dec();
+  stats_->downstream_cx_destroy->inc();
+  stats_->downstream_cx_length_ms->record(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - start_)
+                                              .count());
 }
 
 TcpProxyStats::TcpProxyStats(stats::Store& s, const std::string& prefix) {

@@ -3,6 +3,7 @@
 // bumps pointers.
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,6 +60,7 @@ struct ClusterStats {
   stats::Counter* upstream_cx_overflow;
   stats::Counter* upstream_cx_none_healthy;
   stats::Counter* upstream_cx_destroy;
+  stats::Counter* upstream_cx_idle_timeout;
   stats::Counter* upstream_rq_total;
   stats::Gauge* upstream_rq_active;
   stats::Counter* upstream_rq_completed;
@@ -67,6 +69,7 @@ struct ClusterStats {
   stats::Counter* upstream_rq_per_try_timeout;
   stats::Counter* upstream_rq_retry;
   stats::Counter* upstream_rq_retry_overflow;
+  stats::Counter* retry_or_shadow_abandoned;
   stats::Counter* upstream_rq_rx_reset;
   stats::Counter* upstream_rq_1xx;
   stats::Counter* upstream_rq_2xx;
@@ -99,8 +102,30 @@ struct ClusterStats {
 struct ListenerStats {
   ListenerStats(stats::Store& store, const std::string& stat_name);
   stats::Counter* downstream_cx_total;
+  stats::Gauge* downstream_cx_active;
+  stats::Counter* downstream_cx_destroy;
+  stats::Histogram* downstream_cx_length_ms;
   stats::Counter* no_filter_chain_match;
   stats::Counter* ssl_handshake_error;
+};
+
+// One downstream connection's part in its listener's stats, held by the connection (HCM or
+// tcp_proxy): counted active while it lives; on destruction counted destroyed and its length
+// recorded. Empty (no listener) counts nothing.
+class ListenerConnectionStats {
+ public:
+  ListenerConnectionStats() = default;
+  explicit ListenerConnectionStats(std::shared_ptr<ListenerStats> stats);
+  ~ListenerConnectionStats();
+  ListenerConnectionStats(ListenerConnectionStats&& o) noexcept
+      : stats_(std::move(o.stats_)), start_(o.start_) {}
+  ListenerConnectionStats(const ListenerConnectionStats&) = delete;
+  ListenerConnectionStats& operator=(const ListenerConnectionStats&) = delete;
+  ListenerConnectionStats& operator=(ListenerConnectionStats&&) = delete;
+
+ private:
+  std::shared_ptr<ListenerStats> stats_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 // tcp.<stat_prefix>.*

@@ -68,6 +68,7 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
   }
 
   bool idle() const { return !stream_; }
+  ActiveStream* stream() { return stream_.get(); }
   void onConnectionClosed() {
     if (stream_) {
       auto s = std::move(stream_);
@@ -236,6 +237,12 @@ class Http2Downstream final : public http2::ServerCallbacks {
     flush();
   }
   bool idle() const { return streams_.empty(); }
+  template <class F>
+  void forEachStream(F&& f) {
+    for (auto& [id, e] : streams_) {
+      if (e.stream) f(*e.stream);
+    }
+  }
   void onConnectionClosed() {
     auto streams = std::move(streams_);
     streams_.clear();
@@ -308,13 +315,14 @@ class Http2Downstream final : public http2::ServerCallbacks {
 
 HttpConnection::HttpConnection(Worker& worker, net::Transport&& transport,
                                std::shared_ptr<const HcmConfig> cfg, ConnectionInfo info,
-                               uint32_t buffer_limit)
+                               uint32_t buffer_limit, ListenerConnectionStats listener_stats)
     : worker_(worker),
       transport_(std::move(transport)),
       config_(std::move(cfg)),
       info_(std::move(info)),
       buffer_limit_(buffer_limit),
-      idle_timer_(worker.loop()) {
+      idle_timer_(worker.loop()),
+      listener_stats_(std::move(listener_stats)) {
   config_->stats->downstream_cx_total->inc();
   config_->stats->downstream_cx_active->inc();
   worker_.track(this);
@@ -362,8 +370,52 @@ void HttpConnection::startRead() {
       return;
     }
     self->onBytes(self->read_buf_.data(), n);
-    if (!self->closed_) self->startRead();
+    if (self->closed_) return;
+    if (self->read_disable_count_ > 0) {
+      self->reading_paused_ = true;
+      // No read outstanding now: this reference keeps the connection alive until it resumes
+      // or closes.
+      self->paused_self_ = self;
+    } else {
+      self->startRead();
+    }
   });
+}
+
+void HttpConnection::readDisable(bool disable) {
+  if (http2_) return;
+  if (disable) {
+    ++read_disable_count_;
+    return;
+  }
+  if (read_disable_count_ == 0) return;
+  if (--read_disable_count_ == 0 && reading_paused_ && !closed_) {
+    reading_paused_ = false;
+    auto keep = std::move(paused_self_);
+    startRead();
+  }
+}
+
+// Envoy's watermarks on the connection's write buffer: above buffer_limit_ is high, below half
+// of it low again.
+void HttpConnection::checkWatermarks() {
+  if (buffer_limit_ == 0) return;
+  size_t buffered = out_inflight_.size() + out_pending_.size();
+  if (!above_high_ && buffered > buffer_limit_) {
+    above_high_ = true;
+    notifyWatermark(true);
+  } else if (above_high_ && buffered < buffer_limit_ / 2) {
+    above_high_ = false;
+    notifyWatermark(false);
+  }
+}
+
+void HttpConnection::notifyWatermark(bool above) {
+  if (http1_) {
+    if (ActiveStream* s = http1_->stream()) s->onDownstreamWatermark(above);
+  } else if (http2_) {
+    http2_->forEachStream([above](ActiveStream& s) { s.onDownstreamWatermark(above); });
+  }
 }
 
 void HttpConnection::onBytes(const char* data, size_t n) {
@@ -396,6 +448,7 @@ void HttpConnection::write(std::string_view data) {
   if (closed_ || data.empty()) return;
   config_->stats->downstream_cx_tx_bytes_total->add(data.size());
   out_pending_.append(data);
+  checkWatermarks();
   if (writing_ || flush_scheduled_) return;
   // Writes made while handling one I/O completion (a response's headers and body, several
   // pipelined responses, HTTP/2 frames) go out in one send: flush when it is done.
@@ -426,9 +479,12 @@ void HttpConnection::doWrite() {
     if (!self->out_pending_.empty()) {
       self->out_inflight_.swap(self->out_pending_);
       self->out_pending_.clear();
+      self->checkWatermarks();
       self->doWrite();
-    } else if (self->close_after_write_) {
-      self->close("");
+    } else {
+      self->out_inflight_.clear();
+      self->checkWatermarks();
+      if (self->close_after_write_) self->close("");
     }
   });
 }
@@ -494,6 +550,7 @@ void HttpConnection::close(std::string_view details) {
   idle_timer_.cancel();
   transport_.close();
   auto self = shared_from_this();
+  paused_self_.reset();
   if (http1_) http1_->onConnectionClosed();
   if (http2_) http2_->onConnectionClosed();
   config_->stats->downstream_cx_destroy->inc();

@@ -11,6 +11,7 @@
 #include "http/header_map.h"
 #include "net/transport.h"
 #include "proxy/server/hcm_config.h"
+#include "proxy/server/hcm_stats.h"
 #include "proxy/server/worker.h"
 
 namespace mast::proxy::server {
@@ -22,7 +23,8 @@ class Http2Downstream;
 class HttpConnection : public std::enable_shared_from_this<HttpConnection>, public Drainable {
  public:
   HttpConnection(Worker& worker, net::Transport&& transport, std::shared_ptr<const HcmConfig> cfg,
-                 ConnectionInfo info, uint32_t buffer_limit);
+                 ConnectionInfo info, uint32_t buffer_limit,
+                 ListenerConnectionStats listener_stats = {});
   ~HttpConnection() override;
 
   // `http2`: chosen by ALPN "h2" or configured codec; AUTO with plaintext sniffs the preface.
@@ -44,6 +46,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   void closeAfterWrite(std::string_view details);
   void touch();  // activity: re-arms the idle timer lazily
 
+  // Flow control (per_connection_buffer_limit_bytes). readDisable counts: reading stops while
+  // any stream holds it (an upstream that cannot take the request body as fast as it arrives);
+  // HTTP/1 only, since pausing an HTTP/2 connection would stall all of its streams.
+  void readDisable(bool disable);
+  // The response bytes waiting to be written went above the limit and have not yet drained
+  // below half of it: streams stop reading their upstream responses meanwhile.
+  bool aboveWriteHighWatermark() const { return above_high_; }
+  uint32_t bufferLimit() const { return buffer_limit_; }
+
  private:
   friend class ActiveStream;
   friend class Http1Downstream;
@@ -54,6 +65,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   void doWrite();
   void close(std::string_view details);
   void armIdleTimer();
+  void checkWatermarks();
+  void notifyWatermark(bool above);
 
   Worker& worker_;
   net::Transport transport_;
@@ -72,10 +85,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   bool close_after_write_ = false;
   bool closed_ = false;
   bool draining_ = false;
-  bool reading_paused_ = false;
+  bool reading_paused_ = false;  // no read outstanding while read_disable_count_ > 0
+  uint32_t read_disable_count_ = 0;
+  std::shared_ptr<HttpConnection> paused_self_;  // set while reading_paused_
+  bool above_high_ = false;
   asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_;
   uint32_t requests_ = 0;
+  ListenerConnectionStats listener_stats_;
 };
 
 }  // namespace mast::proxy::server

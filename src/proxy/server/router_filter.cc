@@ -13,8 +13,6 @@ namespace mast::proxy::server {
 namespace {
 constexpr std::string_view kResetBody =
     "upstream connect error or disconnect/reset before headers. reset reason: ";
-// Request bodies up to this size are kept for retries and mirrors (Envoy's default buffer limit).
-constexpr size_t kBufferLimit = 1024 * 1024;
 
 uint32_t flagFor(ResetReason r) {
   switch (r) {
@@ -54,6 +52,8 @@ class ShadowRequest final : public UpstreamCallbacks {
   }
   void onUpstreamTrailers(http::HeaderMap&&) override { done(); }
   void onUpstreamReset(ResetReason, std::string_view) override { done(); }
+  // The whole shadow request is handed over at once; there is no source to pause.
+  void onUpstreamWatermark(bool) override {}
 
  private:
   explicit ShadowRequest(asio::io_context& loop) : loop_(loop) {}
@@ -158,7 +158,9 @@ filters::FilterStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, bool
   upstream_headers_ = headers;
   route_->applyRewrites(upstream_headers_);
   route_->applyRequestHeaders(upstream_headers_, weighted_, info);
-  hash_ = route_->computeHash(upstream_headers_, net::ipString(stream_.connection().info().remote));
+  const auto& conn_info = stream_.connection().info();
+  hash_ = route_->computeHash(upstream_headers_, net::ipString(conn_info.remote),
+                              conn_info.remote_str + conn_info.local_str, &set_cookies_);
   if (const auto* rp = route_->retryPolicy()) retries_left_ = rp->num_retries;
   request_end_ = end_stream;
   request_start_ = std::chrono::steady_clock::now();
@@ -175,13 +177,25 @@ filters::FilterStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, bool
 
 filters::FilterStatus RouterFilter::decodeData(std::string& data, bool end_stream) {
   if (done_) return filters::FilterStatus::StopIteration;
-  // Keep the body for retries and mirrors while it fits the buffer limit.
-  if (!body_overflowed_) {
-    if (body_.size() + data.size() > kBufferLimit) {
+  // Keep the body for retries and mirrors while it fits the connection's buffer limit
+  // (per_connection_buffer_limit_bytes); past it Envoy gives up retrying and mirroring.
+  bool buffering = retries_left_ > 0 || route_->hasMirrors();
+  uint32_t limit = stream_.connection().bufferLimit();
+  if (!body_overflowed_ && buffering) {
+    if (limit && body_.size() + data.size() > limit) {
       body_overflowed_ = true;
       body_.clear();
       body_.shrink_to_fit();
-    } else if (retries_left_ > 0 || route_->hasMirrors()) {
+      if (cluster_) cluster_->runtime().stats().retry_or_shadow_abandoned->inc();
+      if (!upstream_) {
+        // Waiting for a retry's back-off with a body that can no longer be replayed.
+        if (backoff_timer_) backoff_timer_->cancel();
+        global_deadline_.cancel();
+        stream_.sendLocalReply(507, "exceeded request buffer limit while retrying upstream", 0,
+                               "request_payload_exceeded_retry_buffer_limit", nullptr);
+        return filters::FilterStatus::StopIteration;
+      }
+    } else {
       body_.append(data);
     }
   }
@@ -211,13 +225,15 @@ void RouterFilter::onRequestComplete() {
 }
 
 void RouterFilter::startMirrors() {
+  // A body over the buffer limit was not kept: Envoy abandons the shadows then.
+  if (body_overflowed_) return;
   for (const auto& m : route_->mirrorPolicies()) {
     if (!m.sampled(stream_.random())) continue;
     auto* cluster = stream_.connection().worker().clusters().get(m.cluster);
     if (!cluster) continue;
     http::HeaderMap h = upstream_headers_;
     h.set(":authority", shadowAuthority(h.authority()));
-    ShadowRequest::start(stream_.eventLoop(), *cluster, h, body_overflowed_ ? "" : body_, hash_);
+    ShadowRequest::start(stream_.eventLoop(), *cluster, h, body_, hash_);
   }
 }
 
@@ -271,6 +287,7 @@ void RouterFilter::startAttempt() {
     h.set("x-envoy-attempt-count", std::to_string(attempts_));
   }
   upstream_ = cluster_->pool(*host).newStream(*this);
+  if (stream_.connection().aboveWriteHighWatermark()) upstream_->readDisable(true);
   bool end = request_end_ && !trailers_ && (attempts_ == 1 || body_.empty());
   if (attempts_ == 1) {
     upstream_->sendHeaders(h, request_end_ && !trailers_ && body_.empty() && request_end_);
@@ -297,6 +314,10 @@ void RouterFilter::releaseHost() {
 
 void RouterFilter::cleanupAttempt() {
   releaseHost();
+  if (downstream_read_disabled_) {
+    downstream_read_disabled_ = false;
+    stream_.connection().readDisable(false);
+  }
   try_deadline_.cancel();
   if (upstream_) {
     upstream_->reset();
@@ -307,6 +328,16 @@ void RouterFilter::cleanupAttempt() {
     cluster_->runtime().stats().upstream_rq_active->dec();
     request_acquired_ = false;
   }
+}
+
+void RouterFilter::onUpstreamWatermark(bool above) {
+  if (above == downstream_read_disabled_ || (above && done_)) return;
+  downstream_read_disabled_ = above;
+  stream_.connection().readDisable(above);
+}
+
+void RouterFilter::onDownstreamWatermark(bool above) {
+  if (upstream_) upstream_->readDisable(above);
 }
 
 void RouterFilter::onUpstreamConnected(const std::string& local_address) {
@@ -338,6 +369,7 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMap&& headers, bool end_stream)
     headers.set("x-envoy-upstream-service-time", std::to_string(elapsed.count()));
   }
   route_->applyResponseHeaders(headers, weighted_);
+  for (const auto& c : set_cookies_) headers.add("set-cookie", c.setCookieValue());
   info.response_code_details = "via_upstream";
   if (end_stream) {
     upstream_response_complete_ = true;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "net/deadline_queue.h"
 #include "proxy/filters/filter.h"
@@ -15,6 +16,7 @@
 namespace mast::router {
 class RouteEntry;
 struct WeightedCluster;
+struct GeneratedCookie;
 }  // namespace mast::router
 namespace mast::upstream {
 struct Host;
@@ -45,6 +47,9 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   void onUpstreamData(std::string_view data, bool end_stream) override;
   void onUpstreamTrailers(http::HeaderMap&& trailers) override;
   void onUpstreamReset(ResetReason reason, std::string_view details) override;
+  void onUpstreamWatermark(bool above) override;
+  // The downstream's write buffer crossed a watermark: pause or resume the upstream response.
+  void onDownstreamWatermark(bool above);
 
  private:
   void startAttempt();
@@ -65,9 +70,10 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   std::string cluster_name_;
   std::string details_;  // last upstream failure detail (retry decisions)
   const router::WeightedCluster* weighted_ = nullptr;
-  http::HeaderMap upstream_headers_;  // request as sent upstream (for retries)
-  std::string body_;                  // request body kept for retries and mirrors
-  bool body_overflowed_ = false;      // over the buffer limit: no more retries
+  http::HeaderMap upstream_headers_;       // request as sent upstream (for retries)
+  std::string body_;                       // request body kept for retries and mirrors
+  bool body_overflowed_ = false;           // over the buffer limit: no more retries
+  bool downstream_read_disabled_ = false;  // this attempt's upstream holds the downstream paused
   bool request_end_ = false;
   std::optional<http::HeaderMap> trailers_;
   std::unique_ptr<PoolStream> upstream_;
@@ -82,6 +88,7 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   uint32_t attempts_ = 0;
   uint32_t retries_left_ = 0;
   std::optional<uint64_t> hash_;
+  std::vector<router::GeneratedCookie> set_cookies_;  // from cookie hash policies with a ttl
   net::Deadline global_deadline_;  // route timeout, on the worker's DeadlineQueue
   net::Deadline try_deadline_;     // per_try_timeout
   std::unique_ptr<asio::steady_timer> backoff_timer_;

@@ -132,6 +132,7 @@ Result<PoolSettings> Server::poolSettingsFor(const upstream::ClusterConfig& c) {
   ps.max_requests_per_connection = c.max_requests_per_connection;
   ps.http2 = c.http2;
   ps.source_address = c.source_address;
+  ps.buffer_limit = c.per_connection_buffer_limit_bytes;
   if (c.tls) {
     auto tls = net::TlsContext::createClient(*c.tls);
     if (!tls) return Error{"transport_socket: " + tls.error()};

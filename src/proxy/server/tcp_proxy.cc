@@ -10,12 +10,14 @@
 namespace mast::proxy::server {
 
 TcpProxySession::TcpProxySession(Worker& worker, net::Transport&& downstream,
-                                 std::shared_ptr<const TcpProxyConfig> cfg, ConnectionInfo info)
+                                 std::shared_ptr<const TcpProxyConfig> cfg, ConnectionInfo info,
+                                 ListenerConnectionStats listener_stats)
     : worker_(worker),
       down_(std::move(downstream)),
       cfg_(std::move(cfg)),
       info_(std::move(info)),
-      timer_(worker.loop()) {
+      timer_(worker.loop()),
+      listener_stats_(std::move(listener_stats)) {
   stream_info_.start_time = std::chrono::system_clock::now();
   stream_info_.start_mono = std::chrono::steady_clock::now();
   stream_info_.downstream_remote_address = info_.remote_str;

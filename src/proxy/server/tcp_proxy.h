@@ -8,6 +8,7 @@
 
 #include "http/stream_info.h"
 #include "net/transport.h"
+#include "proxy/server/hcm_stats.h"
 #include "proxy/server/listener_config.h"
 #include "proxy/server/worker.h"
 
@@ -20,7 +21,8 @@ namespace mast::proxy::server {
 class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, public Drainable {
  public:
   TcpProxySession(Worker& worker, net::Transport&& downstream,
-                  std::shared_ptr<const TcpProxyConfig> cfg, ConnectionInfo info);
+                  std::shared_ptr<const TcpProxyConfig> cfg, ConnectionInfo info,
+                  ListenerConnectionStats listener_stats = {});
   ~TcpProxySession() override;
   void start();
   void startDrain() override {}  // L4 sessions run until either side closes
@@ -51,6 +53,7 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession>, pu
   bool up_eof_ = false;
   uint32_t attempts_ = 0;
   std::shared_ptr<const upstream::Host> host_;
+  ListenerConnectionStats listener_stats_;
 };
 
 }  // namespace mast::proxy::server

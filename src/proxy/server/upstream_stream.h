@@ -30,6 +30,10 @@ class UpstreamCallbacks {
   virtual void onUpstreamData(std::string_view data, bool end_stream) = 0;
   virtual void onUpstreamTrailers(http::HeaderMap&& trailers) = 0;
   virtual void onUpstreamReset(ResetReason reason, std::string_view details) = 0;
+  // Flow control: the bytes of this request buffered towards the upstream went above the
+  // cluster's per_connection_buffer_limit_bytes (`above`), or drained below half of it. May
+  // arrive from inside a send*() call: implementations only flip state here.
+  virtual void onUpstreamWatermark(bool above) = 0;
 };
 
 // A request in flight upstream. Sends before the connection is ready are buffered.
@@ -42,6 +46,9 @@ class UpstreamStream {
   virtual void sendData(std::string_view data, bool end_stream) = 0;
   virtual void sendTrailers(const http::HeaderMap& trailers) = 0;
   virtual void reset() = 0;
+  // Flow control: stop (true) or resume (false) reading the response, because the downstream
+  // cannot take more yet.
+  virtual void readDisable(bool disable) = 0;
 };
 using UpstreamStreamPtr = std::unique_ptr<UpstreamStream>;
 
