@@ -84,6 +84,10 @@ class Http1Downstream final : public http1::ServerCallbacks, public ResponseSink
       headers.remove("expect");
       if (!end_stream) conn_.write("HTTP/1.1 100 Continue\r\n\r\n");
     }
+    // Envoy counts max_requests_per_connection as requests start, so that the last one's
+    // response already says "connection: close".
+    uint32_t max = conn_.config().max_requests_per_connection;
+    if (max && ++conn_.requests_ >= max) conn_.draining_ = true;
     stream_ = std::make_unique<ActiveStream>(conn_, *this, codec_.protocol());
     stream_->decodeHeaders(std::move(headers), end_stream);
   }
@@ -498,11 +502,7 @@ void HttpConnection::closeAfterWrite(std::string_view details) {
 }
 
 void HttpConnection::onStreamDone(ActiveStream& s) {
-  ++requests_;
   if (http1_) {
-    if (config_->max_requests_per_connection && requests_ >= config_->max_requests_per_connection) {
-      draining_ = true;
-    }
     http1_->onStreamDone();
   } else if (http2_) {
     http2_->onStreamDone(s);
