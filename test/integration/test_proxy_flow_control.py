@@ -4,6 +4,7 @@ the body size (Envoy's watermark buffers). Upstreams here are raw sockets that c
 could send or what they were sent; the kernel's socket buffers (several MB on loopback) are the
 only other place bytes can wait."""
 import socket
+import subprocess
 import threading
 import time
 
@@ -15,6 +16,20 @@ BODY = 96 * MB
 # Bytes that may be in flight without the proxy holding them: two loopback connections' send and
 # receive buffers (tcp_wmem/tcp_rmem autotuning reaches ~4 + 6 MB per connection).
 KERNEL_SLACK = 40 * MB
+
+
+def settle(value, quiet=0.5, timeout=15.0):
+    """Waits until value() stops changing for `quiet` seconds (the sender is blocked); returns
+    it. Fails if it keeps changing for `timeout` seconds."""
+    deadline = time.time() + timeout
+    last = value()
+    while time.time() < deadline:
+        time.sleep(quiet)
+        now = value()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("still moving after %.0f s: %d bytes" % (timeout, last))
 
 
 def rss_kb(pid):
@@ -101,10 +116,7 @@ def test_slow_downstream_reader_pauses_upstream(proxy):
         got = c.recv(4096)
         assert got.startswith(b"HTTP/1.1 200")
         # The client reads nothing more: the upstream soon cannot send any further.
-        time.sleep(2.0)
-        sent_while_stalled = up.sent
-        time.sleep(0.5)
-        assert up.sent == sent_while_stalled, "the upstream kept sending to a stalled proxy"
+        settle(lambda: up.sent)
         assert up.sent < KERNEL_SLACK, "upstream sent %d MB to a stalled client" % (up.sent // MB)
         grown = rss_kb(p.proc.pid) - base
         assert grown < 16 * 1024, "proxy RSS grew by %d KB" % grown
@@ -152,10 +164,7 @@ def test_large_upload_to_slow_upstream_pauses_downstream(proxy):
 
         t = threading.Thread(target=pump, daemon=True)
         t.start()
-        time.sleep(2.0)
-        stalled_at = sent[0]
-        time.sleep(0.5)
-        assert sent[0] == stalled_at, "the proxy kept reading for a stalled upstream"
+        settle(lambda: sent[0])
         assert sent[0] < KERNEL_SLACK, "proxy took %d MB for a stalled upstream" % (sent[0] // MB)
         grown = rss_kb(p.proc.pid) - base
         assert grown < 16 * 1024, "proxy RSS grew by %d KB" % grown
@@ -189,10 +198,7 @@ def test_tcp_proxy_slow_reader_pauses_upstream(proxy):
         base = rss_kb(p.proc.pid)
         c = socket.create_connection(("127.0.0.1", p.ports["tcp"]), timeout=10)
         assert c.recv(4096)
-        time.sleep(2.0)
-        stalled_at = up.sent
-        time.sleep(0.5)
-        assert up.sent == stalled_at
+        settle(lambda: up.sent)
         assert up.sent < KERNEL_SLACK
         assert rss_kb(p.proc.pid) - base < 16 * 1024
         c.close()
@@ -207,7 +213,6 @@ def test_retry_buffer_over_limit_abandons_retry(proxy, upstream):
     cfg = with_limits(basic_config(up.port, route_extra=", retry_policy: { retry_on: 5xx, num_retries: 2 }"),
                       4096, 1 << 20)
     p = proxy(cfg)
-    import subprocess
     body = b"b" * 20000
     r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@-",
                         "http://127.0.0.1:%d/status/503" % p.ports["ingress"]], input=body,
