@@ -1,10 +1,14 @@
 """Upstream connection pool lifetime: common_http_protocol_options.idle_timeout closes pooled
-connections that stay idle (cluster.<name>.upstream_cx_idle_timeout), as Envoy does."""
+HTTP/1.1 and HTTP/2 connections that stay idle (cluster.<name>.upstream_cx_idle_timeout), as
+Envoy does."""
+import os
+import shutil
+import subprocess
 import time
 
 import pytest
 
-from conftest import EchoHandler, Upstream, basic_config, curl, wait_until
+from conftest import EchoHandler, Upstream, basic_config, curl, free_port, wait_until
 
 
 class CountingHandler(EchoHandler):
@@ -84,3 +88,36 @@ def test_default_idle_timeout_keeps_connection(proxy, counting_upstream):
     time.sleep(1.0)
     assert up.closed == 0
     assert p.stats()["cluster.backend.upstream_cx_active"] == "1"
+
+
+NGHTTPD = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
+
+
+@pytest.mark.skipif(not os.path.exists(NGHTTPD), reason="nghttpd missing: scripts/install-deps.sh")
+def test_idle_http2_upstream_connection_closed(proxy, tmp_path):
+    htdocs = tmp_path / "htdocs"
+    htdocs.mkdir()
+    (htdocs / "hello").write_text("hi")
+    port = free_port()
+    log = open(tmp_path / "nghttpd.log", "w")
+    srv = subprocess.Popen([NGHTTPD, "--no-tls", "-v", "-a", "127.0.0.1", "-d", str(htdocs),
+                            str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: any(":%04X 00000000:0000 0A" % port in l
+                               for l in open("/proc/net/tcp")), what="nghttpd listening")
+        opts = _pool_options("0.4s").replace("{ http_protocol_options: {} }",
+                                             "{ http2_protocol_options: {} }")
+        p = proxy(basic_config(port, cluster_extra=opts))
+        url = "http://127.0.0.1:%d/hello" % p.ports["ingress"]
+        for _ in range(2):
+            status, _, body = curl(url)
+            assert status == 200 and body == "hi"
+        wait_until(lambda: p.stats()["cluster.backend.upstream_cx_idle_timeout"] == "1",
+                   timeout=3, what="the HTTP/2 connection's idle timeout")
+        assert p.stats()["cluster.backend.upstream_cx_active"] == "0"
+        assert curl(url)[0] == 200
+        assert p.stats()["cluster.backend.upstream_cx_total"] == "2"
+    finally:
+        srv.terminate()
+        srv.wait(timeout=5)
+        log.close()
