@@ -131,7 +131,8 @@ struct OutboundListener {
   bool http = false;
   std::vector<lv3::FilterChain> tcp_chains;  // TCP/TLS services, in service order
   bool has_catch_all_tcp = false;
-  bool sni = false;
+  bool sni = false;                  // some chain matches on server_names: tls_inspector
+  std::set<std::string> match_keys;  // serialized filter_chain_match of the chains so far
 };
 
 std::string firstIp(const model::Service& svc) {
@@ -158,35 +159,129 @@ std::vector<std::pair<std::string, uint32_t>> cidrs(const model::Service& svc) {
   return out;
 }
 
-// TCP routes of the mesh VirtualService bound to `svc` for `port` (first applicable route).
-std::vector<std::pair<std::string, uint32_t>> tcpDestinations(const Ctx& ctx,
-                                                              const model::Service& svc,
-                                                              uint32_t port) {
-  std::vector<std::pair<std::string, uint32_t>> out;
+// The VirtualService match predicates known when the config is generated (Istio's
+// l4SingleMatch): port, the proxy's labels and namespace, and the gateway `mesh`.
+template <typename Match>
+bool l4Applies(const Ctx& ctx, const Match& m, uint32_t port) {
+  if (m.port() != 0 && m.port() != port) return false;
+  if (!m.source_namespace().empty() && m.source_namespace() != ctx.ns) return false;
+  if (!model::labelsMatch({m.source_labels().begin(), m.source_labels().end()}, ctx.proxy.labels)) {
+    return false;
+  }
+  if (m.gateways().empty()) return true;
+  return std::find(m.gateways().begin(), m.gateways().end(), model::kMeshGateway) !=
+         m.gateways().end();
+}
+
+// "10.0.0.0/8" or a bare address ("10.1.2.3": one host) as a filter_chain_match prefix range.
+void addPrefixRange(lv3::FilterChainMatch& m, std::string_view cidr) {
+  auto slash = cidr.find('/');
+  std::string ip(cidr.substr(0, slash));
+  uint32_t len = ip.find(':') == std::string::npos ? 32 : 128;
+  if (slash != std::string_view::npos) len = std::stoul(std::string(cidr.substr(slash + 1)));
+  auto* r = m.add_prefix_ranges();
+  r->set_address_prefix(ip);
+  r->mutable_prefix_len()->set_value(len);
+}
+
+// tcp_proxy for an L4 route's destinations as Istio builds it: one route goes to its cluster
+// (stat prefix = cluster); several are weighted (zero weights dropped), stat prefix
+// "<vs>.<ns>".
+lv3::Filter l4RouteFilter(const Ctx& ctx, const model::VirtualServiceInfo& vs,
+                          const google::protobuf::RepeatedPtrField<net::RouteDestination>& route,
+                          uint32_t port) {
+  std::vector<std::pair<std::string, uint32_t>> dests;
+  for (const auto& d : route) {
+    if (route.size() > 1 && d.weight() == 0) continue;
+    dests.emplace_back(destinationCluster(ctx, d.destination(), vs.ns, port),
+                       static_cast<uint32_t>(d.weight() ? d.weight() : 1));
+  }
+  if (dests.size() == 1) return tcpProxyFilter(dests[0].first, dests[0].first);
+  return weightedTcpProxyFilter(vs.name + "." + vs.ns, dests);
+}
+
+// The outbound filter chains of one TCP/TLS service port on the listener at (bind, port), as
+// Istio's buildSidecarOutbound{TLS,TCP}FilterChainOpts: the `tls` routes (TLS/HTTPS ports) or
+// `tcp` routes of the mesh VirtualServices bound to the service, each applicable match a chain
+// (server_names = sniHosts; prefix_ranges = destinationSubnets, else the service's CIDRs); a
+// tcp route without destinationSubnets (or without match) is terminal. When no route applies,
+// one chain to outbound|PORT||HOST (SNI on the hostname when the listener is the wildcard
+// address). A chain without filter_chain_match is the service's catch-all.
+std::vector<lv3::FilterChain> outboundL4Chains(const Ctx& ctx, const model::Service& svc,
+                                               model::Protocol proto, const std::string& bind,
+                                               uint32_t port) {
+  std::string cluster = outboundClusterName(port, "", svc.hostname);
+  std::vector<std::string> svc_cidrs;
+  if (bind == "0.0.0.0") {
+    for (const auto& [ip, len] : cidrs(svc)) svc_cidrs.push_back(ip + "/" + std::to_string(len));
+  }
+  bool tls = model::isTlsProtocol(proto);
+  std::vector<lv3::FilterChain> out;
+  std::set<std::string> seen;  // runtime predicates already handled: first wins
+  bool terminal = false;
+  auto add = [&](const std::vector<std::string>& sni, const std::vector<std::string>& subnets,
+                 lv3::Filter filter) {
+    std::string key;
+    for (const auto& s : sni) key += s + ",";
+    key += "|";
+    for (const auto& s : subnets) key += s + ",";
+    if (!seen.insert(key).second) return;
+    lv3::FilterChain fc;
+    fc.set_name(cluster);
+    for (const auto& s : sni) fc.mutable_filter_chain_match()->add_server_names(s);
+    for (const auto& s : subnets) addPrefixRange(*fc.mutable_filter_chain_match(), s);
+    *fc.add_filters() = std::move(filter);
+    out.push_back(std::move(fc));
+  };
   for (const auto* vs : ctx.mesh.virtualServices(model::kMeshGateway, ctx.ns)) {
+    if (terminal) break;
     bool bound = false;
     for (const auto& h : vs->hosts) bound = bound || model::hostMatches(h, svc.hostname);
     if (!bound) continue;
-    for (const auto& tr : vs->spec->tcp()) {
-      bool applies = tr.match().empty();
-      for (const auto& m : tr.match()) {
-        if ((m.port() == 0 || m.port() == port) &&
-            (m.source_namespace().empty() || m.source_namespace() == ctx.ns) &&
-            model::labelsMatch({m.source_labels().begin(), m.source_labels().end()},
-                               ctx.proxy.labels)) {
-          applies = true;
+    if (tls) {
+      for (const auto& tr : vs->spec->tls()) {
+        for (const auto& m : tr.match()) {
+          if (!l4Applies(ctx, m, port)) continue;
+          std::vector<std::string> subnets = svc_cidrs;
+          if (!m.destination_subnets().empty())
+            subnets.assign(m.destination_subnets().begin(), m.destination_subnets().end());
+          add({m.sni_hosts().begin(), m.sni_hosts().end()}, subnets,
+              l4RouteFilter(ctx, *vs, tr.route(), port));
         }
       }
-      if (!applies) continue;
-      for (const auto& d : tr.route()) {
-        if (tr.route_size() > 1 && d.weight() == 0) continue;
-        out.emplace_back(destinationCluster(ctx, d.destination(), vs->ns, port),
-                         static_cast<uint32_t>(d.weight() ? d.weight() : 1));
-      }
-      return out;
+      continue;
     }
-    return out;  // only one VirtualService per host is effective
+    for (const auto& tr : vs->spec->tcp()) {
+      if (tr.match().empty()) {
+        add({}, svc_cidrs, l4RouteFilter(ctx, *vs, tr.route(), port));
+        terminal = true;
+        break;
+      }
+      std::vector<std::string> subnets;
+      for (const auto& m : tr.match()) {
+        if (!l4Applies(ctx, m, port)) continue;
+        if (m.destination_subnets().empty()) {
+          add({}, svc_cidrs, l4RouteFilter(ctx, *vs, tr.route(), port));
+          terminal = true;
+          break;
+        }
+        subnets.insert(subnets.end(), m.destination_subnets().begin(),
+                       m.destination_subnets().end());
+      }
+      if (terminal) break;
+      if (subnets.empty()) continue;
+      std::sort(subnets.begin(), subnets.end());
+      auto sorted_cidrs = svc_cidrs;
+      std::sort(sorted_cidrs.begin(), sorted_cidrs.end());
+      add({}, subnets, l4RouteFilter(ctx, *vs, tr.route(), port));
+      // The same ranges as the service's own chain: that chain would be a duplicate match.
+      if (subnets == sorted_cidrs) terminal = true;
+    }
   }
+  if (!out.empty() && (tls || terminal)) return out;
+  std::vector<std::string> sni;
+  if (tls && bind == "0.0.0.0" && svc.hostname != "*") sni.push_back(svc.hostname);
+  add(sni, svc_cidrs, tcpProxyFilter(cluster, cluster));
   return out;
 }
 
@@ -203,7 +298,8 @@ lv3::FilterChain passthroughChain(const Ctx& ctx, std::string_view name) {
 // Sidecar egress listeners with a port and `captureMode: NONE` (spec §2.4): really bound (default
 // 127.0.0.1), so an app without iptables capture reaches the mesh by connecting to bind:port.
 // HTTP ports use the port's outbound route ("9080": the services in the proxy's scope on that
-// port, routed by Host); TCP ports proxy to the first service in scope on that port. One per
+// port, routed by Host); TCP/TLS ports carry the L4 chains of the services in scope on that port
+// (VirtualService tls routes by SNI, tcp routes), the first service's catch-all last. One per
 // (bind, port); a bound listener replaces a virtual one of the same name.
 std::vector<lv3::Listener> boundEgressListeners(const Ctx& ctx) {
   std::vector<lv3::Listener> out;
@@ -228,18 +324,34 @@ std::vector<lv3::Listener> boundEgressListeners(const Ctx& ctx) {
     if (!first) continue;  // nothing in scope on that port: no listener to route from
     auto l = newListener(bind, port, true);
     if (!names.insert(l.name()).second) continue;
-    auto* fc = l.add_filter_chains();
     if (routedAsHttp(proto) && http_in_scope) {
+      auto* fc = l.add_filter_chains();
       auto h = baseHcm("outbound_" + l.name());
       rdsOverAds(h, std::to_string(port));
       *fc->add_filters() = hcmFilter(h);
     } else {
-      std::string cluster = outboundClusterName(port, "", first->service->hostname);
-      fc->set_name(cluster);
-      auto dests = tcpDestinations(ctx, *first->service, port);
-      if (dests.empty()) dests.emplace_back(cluster, 1);
-      *fc->add_filters() =
-          weightedTcpProxyFilter(dests.size() == 1 ? dests[0].first : cluster, dests);
+      // TCP/TLS: the chains of every service in scope on that port (tls routes by SNI), the
+      // first service's catch-all last.
+      std::set<std::string> match_keys;
+      std::optional<lv3::FilterChain> catch_all;
+      bool sni = false;
+      for (const auto& vp : ctx.ports) {
+        if (vp.port->number != port) continue;
+        for (auto& c : outboundL4Chains(ctx, *vp.service, vp.port->protocol, bind, port)) {
+          if (!c.has_filter_chain_match()) {
+            if (!catch_all) catch_all = std::move(c);
+          } else if (match_keys.insert(c.filter_chain_match().SerializeAsString()).second) {
+            sni = sni || c.filter_chain_match().server_names_size() > 0;
+            *l.add_filter_chains() = std::move(c);
+          }
+        }
+      }
+      if (catch_all) *l.add_filter_chains() = std::move(*catch_all);
+      if (l.filter_chains_size() == 0) continue;
+      if (sni) {
+        addListenerFilter(l, "envoy.filters.listener.tls_inspector",
+                          envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector());
+      }
     }
     out.push_back(std::move(l));
   }
@@ -266,32 +378,16 @@ void buildSidecarListeners(const Ctx& ctx, ProxyResources& out) {
       ol.http = true;
       continue;
     }
-    std::string cluster = outboundClusterName(port, "", vp.service->hostname);
-    auto dests = tcpDestinations(ctx, *vp.service, port);
-    if (dests.empty()) dests.emplace_back(cluster, 1);
-    lv3::FilterChain fc;
-    fc.set_name(cluster);
-    bool wildcard_tls =
-        model::isTlsProtocol(proto) && bind == "0.0.0.0" && vp.service->hostname != "*";
-    std::vector<std::pair<std::string, uint32_t>> ranges;
-    if (bind == "0.0.0.0") ranges = cidrs(*vp.service);
-    if (!ranges.empty()) {
-      // Addresses given as CIDRs: the wildcard listener picks the chain by destination range.
-      for (const auto& [ip, len] : ranges) {
-        auto* r = fc.mutable_filter_chain_match()->add_prefix_ranges();
-        r->set_address_prefix(ip);
-        r->mutable_prefix_len()->set_value(len);
+    for (auto& fc : outboundL4Chains(ctx, *vp.service, proto, bind, port)) {
+      if (!fc.has_filter_chain_match()) {
+        if (ol.has_catch_all_tcp) continue;  // TCP over TCP on the same address: first wins
+        ol.has_catch_all_tcp = true;
+      } else if (!ol.match_keys.insert(fc.filter_chain_match().SerializeAsString()).second) {
+        continue;  // another service already claimed this match: first wins
       }
-    } else if (wildcard_tls) {
-      // No VIP: TLS is told apart by SNI.
-      fc.mutable_filter_chain_match()->add_server_names(vp.service->hostname);
-      ol.sni = true;
-    } else {
-      if (ol.has_catch_all_tcp) continue;  // TCP over TCP on the same address: first wins
-      ol.has_catch_all_tcp = true;
+      ol.sni = ol.sni || fc.filter_chain_match().server_names_size() > 0;
+      ol.tcp_chains.push_back(std::move(fc));
     }
-    *fc.add_filters() = weightedTcpProxyFilter(dests.size() == 1 ? dests[0].first : cluster, dests);
-    ol.tcp_chains.push_back(std::move(fc));
   }
   for (auto& l : bound) out.listeners.push_back(std::move(l));
   for (auto& [key, ol] : by_addr) {
