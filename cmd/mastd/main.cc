@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 
@@ -13,6 +14,8 @@
 #include "control/server/mastd.h"
 
 namespace {
+// Directory mode is the default config source: resources live in ./mast-config unless told.
+constexpr const char* kDefaultConfigDir = "mast-config";
 std::mutex g_mu;
 std::condition_variable g_cv;
 bool g_stop = false;
@@ -23,8 +26,12 @@ int main(int argc, char** argv) {
   mast::control::server::MastdOptions o;
   std::string log_level = "info";
   int debounce_ms = 100, debounce_max_ms = 1000;
-  app.add_option("--config-dir", o.config_dir, "Directory of Istio resources (watched)")
-      ->required();
+  double grace_s = 10;
+  o.config_dir = kDefaultConfigDir;
+  app.add_option("--config-dir", o.config_dir,
+                 "Directory of Istio resources (watched); the default ./mast-config is created "
+                 "when missing")
+      ->capture_default_str();
   app.add_option("--mesh-config", o.mesh_config_file, "MeshConfig YAML file");
   app.add_option("--listen-address", o.listen_address, "Address for the xDS and HTTP ports")
       ->capture_default_str();
@@ -35,12 +42,25 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--debounce-max", debounce_max_ms, "Longest delay of a push (ms)")
       ->capture_default_str();
+  app.add_option("--auto-registration-grace", grace_s,
+                 "Seconds a WorkloadGroup-registered workload outlives its proxy's disconnect")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("-l,--log-level", log_level, "trace|debug|info|warning|error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   mast::log::init(log_level);
   o.debounce.quiet = std::chrono::milliseconds(debounce_ms);
   o.debounce.max_delay = std::chrono::milliseconds(debounce_max_ms);
+  o.auto_registration_grace = std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
+  if (app.count("--config-dir") == 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.config_dir, ec);
+    if (ec) {
+      std::cerr << "mastd: cannot create " << o.config_dir << ": " << ec.message() << std::endl;
+      return 1;
+    }
+  }
 
   // Signals are waited for by this thread alone.
   sigset_t set;

@@ -101,7 +101,8 @@ GATEWAY_NODE = ("{ id: router~127.0.0.1~ingressgateway-1.default~default.svc.clu
 
 
 class Mesh:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, extra_args=()):
+        self.extra_args = list(extra_args)
         self.dir = tmp_path / "config"
         self.dir.mkdir()
         self.svc_port = free_port()
@@ -116,7 +117,8 @@ class Mesh:
     def start(self):
         self.proc = subprocess.Popen(
             [MASTD, "--config-dir", str(self.dir), "--xds-port", str(self.xds_port),
-             "--http-port", str(self.http_port), "--debounce-after", "20", "--debounce-max", "200"],
+             "--http-port", str(self.http_port), "--debounce-after", "20", "--debounce-max", "200",
+             *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
