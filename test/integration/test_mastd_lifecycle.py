@@ -44,9 +44,19 @@ def status_row(mesh, node_id):
     return states, [l for l in lines if l.startswith("ERROR ")]
 
 
+def hostnames(mesh):
+    with urllib.request.urlopen("http://127.0.0.1:%d/debug/registryz" % mesh.http_port,
+                                timeout=5) as r:
+        return [s["hostname"] for s in json.loads(r.read())["services"]]
+
+
 def test_proxy_status_not_sent_stale_synced_error(mesh):
     mesh.apply(SERVICES % {"svc_port": mesh.svc_port, "gw_port": mesh.gw_port})
     eds_name = "outbound|%d||reviews.default.svc.cluster.local" % mesh.svc_port
+    # Connect once the model has the services: a push of the debounced change after our first
+    # CDS would make the NACK below answer an older nonce (ignored, as SotW wants).
+    assert eventually(lambda: "reviews.default.svc.cluster.local" in hostnames(mesh),
+                      timeout=10)
     c = AdsClient(mesh.xds_port, NODE, META)
     try:
         c.request(CLUSTER)
