@@ -293,5 +293,48 @@ spec:
             "outbound|443|v2|secure.example.com");
 }
 
+TEST_F(L4RoutesTest, GatewayPassthroughTlsRoutesHonourMatchPredicates) {
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: tls, protocol: TLS}
+    hosts: ["*"]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [secure.example.com, a.example.com, b.example.com]
+  gateways: [istio-system/gw, istio-system/other]
+  tls:
+  - match: [{sniHosts: [a.example.com], gateways: [istio-system/other]}]
+    route: [{destination: {host: secure.example.com, subset: v2}}]
+  - match: [{sniHosts: [a.example.com], destinationSubnets: [10.1.0.0/16]}]
+    route:
+    - {destination: {host: secure.example.com, subset: v1}, weight: 100}
+    - {destination: {host: secure.example.com, subset: v2}, weight: 0}
+  - match: [{sniHosts: [b.example.com], sourceLabels: {istio: egressgateway}}]
+    route: [{destination: {host: secure.example.com, subset: v2}}]
+)");
+  auto r = gen(testing::ingressGateway());
+  const auto* l = listener(r, "0.0.0.0_443");
+  ASSERT_NE(l, nullptr);
+  // Only the second match is for this gateway proxy (other gateway, other labels skipped).
+  ASSERT_EQ(l->filter_chains_size(), 1) << json(*l);
+  const auto& fc = l->filter_chains(0);
+  ASSERT_EQ(fc.filter_chain_match().server_names_size(), 1);
+  EXPECT_EQ(fc.filter_chain_match().server_names(0), "a.example.com");
+  ASSERT_EQ(fc.filter_chain_match().prefix_ranges_size(), 1) << json(fc);
+  EXPECT_EQ(fc.filter_chain_match().prefix_ranges(0).address_prefix(), "10.1.0.0");
+  EXPECT_EQ(fc.filter_chain_match().prefix_ranges(0).prefix_len().value(), 16u);
+  // The 0-weight destination is dropped: one cluster left.
+  EXPECT_EQ(tcpProxyOf(fc).cluster(), "outbound|443|v1|secure.example.com") << json(fc);
+}
+
 }  // namespace
 }  // namespace mast::control::translate

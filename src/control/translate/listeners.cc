@@ -160,17 +160,21 @@ std::vector<std::pair<std::string, uint32_t>> cidrs(const model::Service& svc) {
 }
 
 // The VirtualService match predicates known when the config is generated (Istio's
-// l4SingleMatch): port, the proxy's labels and namespace, and the gateway `mesh`.
+// l4SingleMatch): port, the proxy's labels and namespace, and the gateway (`mesh` for sidecars,
+// "<ns>/<name>" for a gateway's server).
 template <typename Match>
-bool l4Applies(const Ctx& ctx, const Match& m, uint32_t port) {
+bool l4Applies(const Ctx& ctx, const model::VirtualServiceInfo& vs, const Match& m, uint32_t port,
+               std::string_view gateway) {
   if (m.port() != 0 && m.port() != port) return false;
   if (!m.source_namespace().empty() && m.source_namespace() != ctx.ns) return false;
   if (!model::labelsMatch({m.source_labels().begin(), m.source_labels().end()}, ctx.proxy.labels)) {
     return false;
   }
   if (m.gateways().empty()) return true;
-  return std::find(m.gateways().begin(), m.gateways().end(), model::kMeshGateway) !=
-         m.gateways().end();
+  for (const auto& g : m.gateways()) {
+    if (vs.resolveGateway(g) == gateway) return true;
+  }
+  return false;
 }
 
 // "10.0.0.0/8" or a bare address ("10.1.2.3": one host) as a filter_chain_match prefix range.
@@ -241,7 +245,7 @@ std::vector<lv3::FilterChain> outboundL4Chains(const Ctx& ctx, const model::Serv
     if (tls) {
       for (const auto& tr : vs->spec->tls()) {
         for (const auto& m : tr.match()) {
-          if (!l4Applies(ctx, m, port)) continue;
+          if (!l4Applies(ctx, *vs, m, port, model::kMeshGateway)) continue;
           std::vector<std::string> subnets = svc_cidrs;
           if (!m.destination_subnets().empty())
             subnets.assign(m.destination_subnets().begin(), m.destination_subnets().end());
@@ -259,7 +263,7 @@ std::vector<lv3::FilterChain> outboundL4Chains(const Ctx& ctx, const model::Serv
       }
       std::vector<std::string> subnets;
       for (const auto& m : tr.match()) {
-        if (!l4Applies(ctx, m, port)) continue;
+        if (!l4Applies(ctx, *vs, m, port, model::kMeshGateway)) continue;
         if (m.destination_subnets().empty()) {
           add({}, svc_cidrs, l4RouteFilter(ctx, *vs, tr.route(), port));
           terminal = true;
@@ -771,16 +775,13 @@ void buildGatewayRoutesAndListeners(const Ctx& ctx, ProxyResources& out) {
         if (passthrough) {
           for (const auto& tr : vs->spec->tls()) {
             for (const auto& m : tr.match()) {
-              if (m.port() != 0 && m.port() != sr.server->port().number()) continue;
+              if (!l4Applies(ctx, *vs, m, sr.server->port().number(), sr.gateway->key())) continue;
               auto* fc = l.add_filter_chains();
               for (const auto& sni : m.sni_hosts())
                 fc->mutable_filter_chain_match()->add_server_names(sni);
-              std::vector<std::pair<std::string, uint32_t>> dests;
-              for (const auto& d : tr.route()) {
-                dests.emplace_back(destinationCluster(ctx, d.destination(), vs->ns, port),
-                                   static_cast<uint32_t>(d.weight() ? d.weight() : 1));
-              }
-              *fc->add_filters() = weightedTcpProxyFilter(vs->name + "." + vs->ns, dests);
+              for (const auto& cidr : m.destination_subnets())
+                addPrefixRange(*fc->mutable_filter_chain_match(), cidr);
+              *fc->add_filters() = l4RouteFilter(ctx, *vs, tr.route(), port);
               tls_inspector = true;
             }
           }
