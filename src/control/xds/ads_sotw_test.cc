@@ -266,6 +266,59 @@ TEST_F(AdsSotwTest, SharedBaseLayerIsSentWholeAndContentChangesUnderAFixedVersio
   EXPECT_EQ(names(*second), (std::set<std::string>{"a2", "b1", "b2"}));
 }
 
+TEST_F(AdsSotwTest, ResponsesCarryEachResourceByteForByteWhateverItsSize) {
+  // Responses are assembled from pre-encoded resources: tiny ones copied together, larger ones
+  // referenced. Mixed sizes over a shared base layer must arrive whole, in name order.
+  auto bigCla = [](const std::string& name, int endpoints) {
+    ClusterLoadAssignment cla;
+    cla.set_cluster_name(name);
+    auto* locality = cla.add_endpoints();
+    for (int i = 0; i < endpoints; ++i) {
+      auto* a = locality->add_lb_endpoints()->mutable_endpoint()->mutable_address();
+      a->mutable_socket_address()->set_address("10.2." + std::to_string(i / 200) + "." +
+                                               std::to_string(i % 200));
+      a->mutable_socket_address()->set_port_value(9080);
+    }
+    return cla;
+  };
+  Snapshot shared;
+  std::vector<std::string> wanted;
+  for (int i = 0; i < 200; ++i) {
+    std::string name = "b" + std::to_string(1000 + i);
+    ClusterLoadAssignment tiny;
+    tiny.set_cluster_name(name);
+    ASSERT_TRUE(shared.add(i % 3 == 0 ? bigCla(name, i * 20) : tiny));
+    wanted.push_back(name);
+  }
+  auto base = std::make_shared<ResourceSet>(shared.release(kEndpointType));
+  Snapshot s;
+  s.setVersion(kEndpointType, "v1");
+  s.setBase(kEndpointType, base);
+  ASSERT_TRUE(s.add(bigCla("a-own", 3000)));
+  ASSERT_TRUE(s.add(bigCla("b1003", 7)));  // hides the base's b1003
+  wanted.push_back("a-own");
+  cache_.setSnapshot(kNode, s);
+
+  SotwClient client(port_, false);
+  ASSERT_TRUE(client.send(request(kEndpointType, wanted, kNode)));
+  auto eds = client.read();
+  ASSERT_TRUE(eds);
+  EXPECT_EQ(eds->version_info(), "v1");
+  EXPECT_EQ(eds->type_url(), kEndpointType);
+  std::vector<std::string> expected;
+  s.find(kEndpointType)->forEach([&](const Resource& r) { expected.push_back(r.any->value()); });
+  ASSERT_EQ(eds->resources_size(), static_cast<int>(expected.size()));
+  for (int i = 0; i < eds->resources_size(); ++i) {
+    EXPECT_EQ(eds->resources(i).type_url(), kEndpointType) << i;
+    EXPECT_EQ(eds->resources(i).value(), expected[i]) << i;
+  }
+  EXPECT_EQ(nameOf(eds->resources(1)), "b1000");
+  ClusterLoadAssignment hidden;
+  ASSERT_TRUE(eds->resources(4).UnpackTo(&hidden));
+  EXPECT_EQ(hidden.cluster_name(), "b1003");
+  EXPECT_EQ(hidden.endpoints(0).lb_endpoints_size(), 7);
+}
+
 TEST_F(AdsSotwTest, StaleNoncesAreIgnored) {
   cache_.setSnapshot(kNode, makeSnapshot("v1"));
   SotwClient client(port_, false);

@@ -18,7 +18,52 @@ std::string contentVersion(const google::protobuf::Any& any) {
   return buf;
 }
 
+void appendVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+size_t varintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace
+
+std::shared_ptr<const std::string> encodeResponseEntry(const google::protobuf::Any& any) {
+  // Field keys: (number << 3) | 2 (length-delimited). Empty fields are left out, as protobuf's
+  // own serializer does for proto3 scalars.
+  constexpr char kAnyTypeUrl = (1 << 3) | 2;
+  constexpr char kAnyValue = (2 << 3) | 2;
+  constexpr char kResponseResources = (2 << 3) | 2;
+  const std::string& type_url = any.type_url();
+  const std::string& value = any.value();
+  size_t inner = 0;
+  if (!type_url.empty()) inner += 1 + varintSize(type_url.size()) + type_url.size();
+  if (!value.empty()) inner += 1 + varintSize(value.size()) + value.size();
+  auto out = std::make_shared<std::string>();
+  out->reserve(1 + varintSize(inner) + inner);
+  out->push_back(kResponseResources);
+  appendVarint(*out, inner);
+  if (!type_url.empty()) {
+    out->push_back(kAnyTypeUrl);
+    appendVarint(*out, type_url.size());
+    out->append(type_url);
+  }
+  if (!value.empty()) {
+    out->push_back(kAnyValue);
+    appendVarint(*out, value.size());
+    out->append(value);
+  }
+  return out;
+}
 
 std::string ResourceSet::effectiveVersion() const {
   if (!version.empty()) return version;
@@ -127,11 +172,14 @@ Status Snapshot::put(std::string_view type_url, std::string name,
   auto entryHash = [](const std::string& n, const std::string& v) {
     return xxHash64(v, xxHash64(n));
   };
-  set.content_sum += entryHash(name, resource_version);
+  const uint64_t entry = entryHash(name, resource_version);
+  set.content_sum += entry;
   if (auto old = set.resources.find(name); old != set.resources.end()) {
-    set.content_sum -= entryHash(old->first, old->second.version);
+    set.content_sum -= old->second.entry_hash;
   }
-  Resource r{name, std::move(resource_version), std::move(any)};
+  auto wire = encodeResponseEntry(*any);
+  const uint64_t name_hash = xxHash64(name);
+  Resource r{name, std::move(resource_version), std::move(any), std::move(wire), name_hash, entry};
   set.resources.insert_or_assign(std::move(name), std::move(r));
   return {};
 }

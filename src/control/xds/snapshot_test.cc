@@ -6,6 +6,7 @@
 #include "control/xds/type_urls.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace mast::control::xds {
 namespace {
@@ -151,6 +152,43 @@ TEST(SnapshotTest, FingerprintFollowsContentWhateverTheVersionSays) {
   Snapshot eds = build(1, false);
   eds.setVersion(kEndpointType, "");
   EXPECT_FALSE(Snapshot::sameContent(build(1, false), eds));
+}
+
+TEST(SnapshotTest, ResponseEntriesParseBackToTheirAny) {
+  // A DiscoveryResponse made of nothing but entries is a response with those resources, in
+  // order: empty value, small, and large enough for multi-byte length prefixes.
+  ClusterLoadAssignment big;
+  big.set_cluster_name("big");
+  for (int i = 0; i < 5000; ++i) {
+    auto* a = big.add_endpoints()->add_lb_endpoints()->mutable_endpoint()->mutable_address();
+    a->mutable_socket_address()->set_address("10.0." + std::to_string(i / 250) + "." +
+                                             std::to_string(i % 250));
+  }
+  std::vector<google::protobuf::Any> anys(3);
+  anys[0].set_type_url(std::string(kEndpointType));
+  anys[1] = *packDeterministic(named("a", 3));
+  anys[2] = *packDeterministic(big);
+  ASSERT_GT(anys[2].value().size(), 16384u);  // a 3-byte length
+  std::string bytes;
+  for (const auto& any : anys) bytes += *encodeResponseEntry(any);
+  envoy::service::discovery::v3::DiscoveryResponse resp;
+  ASSERT_TRUE(resp.ParseFromString(bytes));
+  ASSERT_EQ(resp.resources_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(resp.resources(i).type_url(), anys[i].type_url()) << i;
+    EXPECT_EQ(resp.resources(i).value(), anys[i].value()) << i;
+  }
+  // The mutators set every resource's entry.
+  Snapshot s;
+  ASSERT_TRUE(s.add(big));
+  ASSERT_TRUE(s.addAny("x", anys[1]));
+  ASSERT_TRUE(s.addShared("y", packDeterministic(named("y"))));
+  for (auto [type, name] :
+       {std::pair{kEndpointType, "big"}, {kClusterType, "x"}, {kClusterType, "y"}}) {
+    const Resource* r = s.find(type)->find(name);
+    ASSERT_TRUE(r && r->wire) << name;
+    EXPECT_EQ(*r->wire, *encodeResponseEntry(*r->any)) << name;
+  }
 }
 
 TEST(SnapshotCacheTest, WatchesSeeTheLatestSnapshotAndCanBeCancelled) {
