@@ -440,8 +440,8 @@ class SotwStream final
     bool resubscribed = true;
     uint64_t evaluated_fingerprint = 0;  // the set's fingerprint() at the last evaluation
     std::string sent_version;
-    // What was last sent, in the order sent: (Resource::name_hash, Resource::entry_hash). Hashes
-    // rather than strings: with the whole mesh visible a stream sent ~2,400 resources.
+    // What the client has: (Resource::name_hash, Resource::entry_hash), sorted. Hashes rather
+    // than strings: with the whole mesh visible a stream was sent ~2,400 resources.
     std::vector<std::pair<uint64_t, uint64_t>> sent;
     TypeStatus status;
   };
@@ -534,10 +534,24 @@ class SotwStream final
     std::vector<std::pair<uint64_t, uint64_t>> chosen_versions;
     chosen_versions.reserve(chosen.size());
     for (const auto* r : chosen) chosen_versions.emplace_back(r->name_hash, r->entry_hash);
+    std::sort(chosen_versions.begin(), chosen_versions.end());
     // Only LDS/CDS (and explicit wildcards) have "the full set" semantics where an empty
     // response means something; for RDS/EDS/SDS an empty response says nothing.
     if (chosen.empty() && !t.wildcard && !isWildcardType(type_url)) return false;
     if (t.sent_any && t.sent_version == version && t.sent == chosen_versions) return false;
+
+    // EDS by name: only what the client does not have yet. The protocol allows it for types
+    // that are not "all resources required" (Envoy and gRPC keep the ClusterLoadAssignments a
+    // response leaves out; istiod sends EDS this way), and an endpoint change then costs each
+    // proxy one ClusterLoadAssignment instead of all of them (~1.2 MB with the whole mesh).
+    // A new version with nothing new for this proxy still goes out, empty, so that it is ACKed.
+    if (t.sent_any && !t.wildcard && type_url == kEndpointType) {
+      std::erase_if(chosen, [&t](const Resource* r) {
+        auto it = std::lower_bound(t.sent.begin(), t.sent.end(),
+                                   std::pair<uint64_t, uint64_t>{r->name_hash, 0});
+        return it != t.sent.end() && it->first == r->name_hash && it->second == r->entry_hash;
+      });
+    }
 
     std::string nonce = nextNonce();
     resp = encodeResponse(version, type_url, nonce, chosen);

@@ -228,8 +228,59 @@ TEST_F(AdsSotwTest, OnlyChangedTypesArePushedInCdsEdsLdsRdsOrder) {
   ASSERT_TRUE(eds);
   EXPECT_EQ(eds->type_url(), kEndpointType);
   EXPECT_EQ(eds->version_info(), "v3");
-  EXPECT_EQ(names(*eds), (std::set<std::string>{"c1", "c2"}));
+  EXPECT_EQ(names(*eds), (std::set<std::string>{"c2"}));  // EDS: only what changed
   EXPECT_FALSE(client.read(300ms));
+}
+
+TEST_F(AdsSotwTest, EdsResponsesCarryOnlyWhatTheClientDoesNotHave) {
+  auto snapshot = [](const std::string& version, int c1_port, int c2_port) {
+    Snapshot s;
+    s.setVersion(kEndpointType, version);
+    EXPECT_TRUE(s.add(makeCla("c1", "10.1.0.1", c1_port)));
+    EXPECT_TRUE(s.add(makeCla("c2", "10.1.0.2", c2_port)));
+    EXPECT_TRUE(s.add(makeCla("c3", "10.1.0.3", 8003)));
+    return s;
+  };
+  cache_.setSnapshot(kNode, snapshot("v1", 8001, 8002));
+  SotwClient client(port_, false);
+  ASSERT_TRUE(client.send(request(kEndpointType, {"c1", "c2"}, kNode)));
+  auto first = client.read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(names(*first), (std::set<std::string>{"c1", "c2"}));  // the first one is whole
+  ASSERT_TRUE(client.send(ack(*first, {"c1", "c2"})));
+
+  // One CLA changed: only it is sent.
+  cache_.setSnapshot(kNode, snapshot("v2", 8001, 9002));
+  auto second = client.read();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->version_info(), "v2");
+  EXPECT_EQ(names(*second), (std::set<std::string>{"c2"}));
+  ASSERT_TRUE(client.send(ack(*second, {"c1", "c2"})));
+
+  // A new version with nothing new for this client: an empty response, so it can be ACKed.
+  cache_.setSnapshot(kNode, snapshot("v3", 8001, 9002));
+  auto third = client.read();
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->version_info(), "v3");
+  EXPECT_EQ(third->resources_size(), 0);
+  ASSERT_TRUE(client.send(ack(*third, {"c1", "c2"})));
+  ASSERT_TRUE(waitFor([&] {
+    auto st = typeStatus(kNode, kEndpointType);
+    return st && st->state == SyncState::kSynced && st->acked_version == "v3";
+  }));
+
+  // A wider subscription gets the new name alone; a dropped name is sent again when it comes
+  // back.
+  ASSERT_TRUE(client.send(request(kEndpointType, {"c1", "c2", "c3"})));
+  auto wider = client.read();
+  ASSERT_TRUE(wider);
+  EXPECT_EQ(names(*wider), (std::set<std::string>{"c3"}));
+  ASSERT_TRUE(client.send(ack(*wider, {"c2", "c3"})));
+  EXPECT_FALSE(client.read(300ms));  // c1 dropped: nothing to send
+  ASSERT_TRUE(client.send(request(kEndpointType, {"c1", "c2", "c3"})));
+  auto back = client.read();
+  ASSERT_TRUE(back);
+  EXPECT_EQ(names(*back), (std::set<std::string>{"c1"}));
 }
 
 TEST_F(AdsSotwTest, SharedBaseLayerIsSentWholeAndContentChangesUnderAFixedVersionArePushed) {
