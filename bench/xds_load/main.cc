@@ -169,7 +169,7 @@ class Driver {
       args.SetInt("mast.xds_load.channel", c);             // ...and channels that differ
       args.SetMaxReceiveMessageSize(-1);
       auto ch = grpc::CreateCustomChannel(o_.xds, grpc::InsecureChannelCredentials(), args);
-      stubs_.push_back(discovery::AggregatedDiscoveryService::NewStub(ch));
+      stubs_.push_back(std::make_unique<AdsRawStub>(ch));
       channels_.push_back(std::move(ch));
     }
     int64_t t0 = nowNs();
@@ -384,7 +384,7 @@ class Driver {
   Verifier verifier_;
   Counters counters_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
-  std::vector<std::unique_ptr<discovery::AggregatedDiscoveryService::Stub>> stubs_;
+  std::vector<std::unique_ptr<AdsRawStub>> stubs_;
   std::vector<std::unique_ptr<SimProxy>> proxies_;
 };
 

@@ -13,6 +13,78 @@ const std::string kTypeUrls[kTypes] = {
 };
 }  // namespace
 
+namespace {
+bool readVarint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    auto b = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Calls f(field number, bytes) for each length-delimited field; skips the others.
+template <class F>
+bool forEachField(std::string_view in, F&& f) {
+  while (!in.empty()) {
+    uint64_t key = 0, n = 0;
+    if (!readVarint(in, key)) return false;
+    switch (key & 7) {
+      case 0:
+        if (!readVarint(in, n)) return false;
+        break;
+      case 1:
+      case 5: {
+        size_t skip = (key & 7) == 1 ? 8 : 4;
+        if (in.size() < skip) return false;
+        in.remove_prefix(skip);
+        break;
+      }
+      case 2:
+        if (!readVarint(in, n) || n > in.size()) return false;
+        f(static_cast<int>(key >> 3), in.substr(0, n));
+        in.remove_prefix(n);
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
+bool scanResponse(std::string_view bytes, WireResponse& out) {
+  out = WireResponse{};
+  bool ok = true;
+  bool fields = forEachField(bytes, [&](int field, std::string_view v) {
+    switch (field) {
+      case 1:
+        out.version = v;
+        break;
+      case 4:
+        out.type_url = v;
+        break;
+      case 5:
+        out.nonce = v;
+        break;
+      case 2: {
+        std::string_view type_url, value;
+        ok = ok && forEachField(v, [&](int f, std::string_view x) {
+               if (f == 1) type_url = x;
+               if (f == 2) value = x;
+             });
+        out.resources.emplace_back(type_url, value);
+        break;
+      }
+      default:
+        break;
+    }
+  });
+  return ok && fields;
+}
+
 const char* typeName(int t) {
   static const char* names[kTypes] = {"CDS", "EDS", "LDS", "RDS"};
   return names[t];
@@ -39,7 +111,7 @@ SimProxy::Request SimProxy::request(int t, bool with_node) const {
   return r;
 }
 
-void SimProxy::start(envoy::service::discovery::v3::AggregatedDiscoveryService::Stub* stub) {
+void SimProxy::start(AdsRawStub* stub) {
   std::vector<Request> first;
   {
     std::lock_guard lock(mu_);
@@ -49,7 +121,9 @@ void SimProxy::start(envoy::service::discovery::v3::AggregatedDiscoveryService::
     first.push_back(request(kLds, false));
     node_sent_ = true;
   }
-  stub->async()->StreamAggregatedResources(&ctx_, this);
+  stub->PrepareBidiStreamingCall(
+      &ctx_, "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+      grpc::StubOptions(), this);
   StartRead(&resp_);
   send(std::move(first));
   StartCall();
@@ -87,31 +161,43 @@ void SimProxy::OnWriteDone(bool ok) {
 
 void SimProxy::OnReadDone(bool ok) {
   if (!ok) return;  // the stream is over; OnDone follows
+  resp_bytes_.clear();
+  std::vector<grpc::Slice> slices;
+  if (resp_.Dump(&slices).ok()) {
+    for (const auto& s : slices)
+      resp_bytes_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  resp_.Clear();
+  WireResponse resp;
+  if (!scanResponse(resp_bytes_, resp)) {
+    counters_.invalid.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(counters_.error_mu);
+    if (counters_.first_error.empty()) counters_.first_error = "a response does not parse";
+  }
   int t = -1;
   for (int i = 0; i < kTypes; ++i) {
-    if (resp_.type_url() == kTypeUrls[i]) t = i;
+    if (resp.type_url == kTypeUrls[i]) t = i;
   }
   std::vector<Request> out;
   if (t >= 0) {
     std::lock_guard lock(mu_);
-    handleLocked(resp_, t, out);
+    handleLocked(resp, t, out);
   }
-  resp_.Clear();
   StartRead(&resp_);
   send(std::move(out));
 }
 
-void SimProxy::handleLocked(const Response& resp, int t, std::vector<Request>& out) {
+void SimProxy::handleLocked(const WireResponse& resp, int t, std::vector<Request>& out) {
   int64_t now = nowNs();
   uint64_t bytes = 0;
   std::vector<std::string> refs;
-  for (const auto& any : resp.resources()) {
-    bytes += any.value().size();
-    if (any.type_url() != resp.type_url()) {
+  for (const auto& [type_url, value] : resp.resources) {
+    bytes += value.size();
+    if (type_url != resp.type_url) {
       counters_.wrong_type.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    auto v = verifier_.verify(any);
+    auto v = verifier_.verify(type_url, value);
     if (!v->ok) {
       counters_.invalid.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard lock(counters_.error_mu);
@@ -122,12 +208,12 @@ void SimProxy::handleLocked(const Response& resp, int t, std::vector<Request>& o
     refs.insert(refs.end(), v->refs.begin(), v->refs.end());
   }
   counters_.responses[t].fetch_add(1, std::memory_order_relaxed);
-  counters_.resources[t].fetch_add(resp.resources_size(), std::memory_order_relaxed);
+  counters_.resources[t].fetch_add(resp.resources.size(), std::memory_order_relaxed);
   counters_.bytes[t].fetch_add(bytes, std::memory_order_relaxed);
 
   Type& ty = types_[t];
-  ty.version = resp.version_info();
-  ty.nonce = resp.nonce();
+  ty.version = std::string(resp.version);
+  ty.nonce = std::string(resp.nonce);
   ty.answered = true;
   ++ty.responses;
   if (ty.responses > ty.mark && ty.first_after_mark_ns == 0) ty.first_after_mark_ns = now;

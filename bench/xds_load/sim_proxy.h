@@ -1,12 +1,15 @@
 #pragma once
 // One simulated sidecar: an ADS (state of the world) stream on gRPC's callback API, as Envoy
-// drives it. It subscribes CDS and LDS as wildcards, then EDS for the EDS clusters it received
-// and RDS for the route configurations its listeners name; it ACKs every response by nonce
-// (after checking that every resource parses, see verify.h) and records when each type was
-// answered, so the driver can measure convergence.
+// drives it. Responses are read raw (grpc::ByteBuffer) and scanned in place: with the whole
+// mesh visible each proxy receives ~2 MB, and parsing every response into Any messages made the
+// client use more CPU than mastd. It subscribes CDS and LDS as wildcards, then EDS for the EDS
+// clusters it received and RDS for the route configurations its listeners name; it ACKs every
+// response by nonce (after checking that every resource parses, see verify.h) and records when each
+// type was answered, so the driver can measure convergence.
 //
 // Thread contract: gRPC's callback threads run the reactor; the driver thread reads state through
 // the const accessors and mark(); all state is guarded by mu_.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <array>
@@ -39,15 +42,25 @@ struct Counters {
   std::string first_error;
 };
 
+// A DiscoveryResponse still in wire form: views into the received bytes.
+struct WireResponse {
+  std::string_view version, type_url, nonce;
+  std::vector<std::pair<std::string_view, std::string_view>> resources;  // Any: type URL, value
+};
+// False when `bytes` is not a well-formed DiscoveryResponse.
+bool scanResponse(std::string_view bytes, WireResponse& out);
+
+using AdsRawStub =
+    grpc::TemplatedGenericStub<envoy::service::discovery::v3::DiscoveryRequest, grpc::ByteBuffer>;
+
 class SimProxy : public grpc::ClientBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
-                                                envoy::service::discovery::v3::DiscoveryResponse> {
+                                                grpc::ByteBuffer> {
  public:
   using Request = envoy::service::discovery::v3::DiscoveryRequest;
-  using Response = envoy::service::discovery::v3::DiscoveryResponse;
 
   SimProxy(envoy::config::core::v3::Node node, Verifier& verifier, Counters& counters);
 
-  void start(envoy::service::discovery::v3::AggregatedDiscoveryService::Stub* stub);
+  void start(AdsRawStub* stub);
   void cancel() { ctx_.TryCancel(); }
   bool done() const { return done_.load(); }
 
@@ -79,7 +92,7 @@ class SimProxy : public grpc::ClientBidiReactor<envoy::service::discovery::v3::D
     int64_t first_after_mark_ns = 0;
   };
   static const std::string& typeUrl(int t);
-  void handleLocked(const Response& resp, int t, std::vector<Request>& out);
+  void handleLocked(const WireResponse& resp, int t, std::vector<Request>& out);
   void send(std::vector<Request> reqs);
   Request request(int t, bool with_node) const;
 
@@ -87,7 +100,8 @@ class SimProxy : public grpc::ClientBidiReactor<envoy::service::discovery::v3::D
   Verifier& verifier_;
   Counters& counters_;
   grpc::ClientContext ctx_;
-  Response resp_;
+  grpc::ByteBuffer resp_;
+  std::string resp_bytes_;  // resp_ made contiguous, reused
 
   std::mutex mu_;
   std::array<Type, kTypes> types_;

@@ -98,6 +98,20 @@ void listenerRefs(const envoy::config::listener::v3::Listener& l, std::vector<st
 
 }  // namespace
 
+std::shared_ptr<const Verified> Verifier::verify(std::string_view type_url,
+                                                 std::string_view value) {
+  uint64_t key = xxHash64(value, xxHash64(type_url));
+  {
+    Shard& shard = shards_[key % kShards];
+    std::lock_guard lock(shard.mu);
+    if (auto it = shard.done.find(key); it != shard.done.end()) return it->second;
+  }
+  pb::Any any;
+  any.set_type_url(std::string(type_url));
+  any.set_value(std::string(value));
+  return verify(any);
+}
+
 std::shared_ptr<const Verified> Verifier::verify(const pb::Any& any) {
   uint64_t key = xxHash64(any.value(), xxHash64(any.type_url()));
   Shard& shard = shards_[key % kShards];

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct Verified {
 class Verifier {
  public:
   std::shared_ptr<const Verified> verify(const google::protobuf::Any& any);
+  // The same for an Any still in wire form: hashed in place, built only when not seen yet.
+  std::shared_ptr<const Verified> verify(std::string_view type_url, std::string_view value);
   uint64_t parsed() const { return parsed_; }
 
  private:
