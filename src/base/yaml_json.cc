@@ -112,10 +112,62 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
   }
 }
 
+// yaml-cpp 0.7 loops forever, allocating gigabytes, when a document's first token is ',' or a
+// ',' starts a line outside any flow collection (found by config_fuzz; e.g. the text ","). Such
+// a ',' cannot start a YAML node, so these inputs are rejected before yaml-cpp sees them.
+// Returns the 1-based line of the offending ',' or 0. Quotes and flow brackets are tracked per
+// line well enough for this: a miss only means yaml-cpp decides, never a false rejection.
+size_t strayCommaLine(std::string_view text) {
+  int depth = 0;             // open [ and { outside quotes and comments
+  bool doc_started = false;  // a token of the current document has been seen
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    ++line_no;
+    pos = end + 1;
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    if (line.substr(first).starts_with("---") || line.substr(first).starts_with("...")) {
+      doc_started = false;
+      depth = 0;
+      continue;
+    }
+    if (first == 0 && line[0] == '%') continue;  // directive
+    if (depth == 0 && line[first] == ',' && (first == 0 || !doc_started)) return line_no;
+    doc_started = true;
+    char quote = 0;
+    for (size_t i = first; i < line.size(); ++i) {
+      char c = line[i];
+      if (quote) {
+        if (c == quote) quote = 0;
+        continue;
+      }
+      if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) break;
+      if (c == '"' || c == '\'') {
+        if (i == first || std::string_view(" [{,:-").find(line[i - 1]) != std::string_view::npos) {
+          quote = c;
+        }
+      } else if (c == '[' || c == '{') {
+        ++depth;
+      } else if ((c == ']' || c == '}') && depth > 0) {
+        --depth;
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 Result<std::vector<YamlDocument>> parseYamlDocuments(std::string_view text,
                                                      std::string_view file_name) {
+  if (size_t line = strayCommaLine(text)) {
+    return Error{std::string(file_name) + ":" + std::to_string(line) +
+                 ": ',' cannot start a YAML node outside a flow collection"};
+  }
   std::vector<YAML::Node> nodes;
   try {
     nodes = YAML::LoadAll(std::string(text));

@@ -8,8 +8,9 @@ namespace mast {
 namespace {
 
 TEST(YamlJsonTest, TypesAndLines) {
-  auto d = parseYaml("a:\n  b: 1\n  c: \"1\"\n  d: true\n  e: 5s\n  f: 1.5\n  g: ~\n  l:\n  - x\n  - 2\n",
-                     "f.yaml");
+  auto d = parseYaml(
+      "a:\n  b: 1\n  c: \"1\"\n  d: true\n  e: 5s\n  f: 1.5\n  g: ~\n  l:\n  - x\n  - 2\n",
+      "f.yaml");
   ASSERT_TRUE(d.ok()) << d.error();
   EXPECT_EQ(d->json["a"]["b"], 1);
   EXPECT_EQ(d->json["a"]["c"], "1");
@@ -27,6 +28,25 @@ TEST(YamlJsonTest, SyntaxErrorsNameFileAndLine) {
   auto d = parseYaml("a: [1, 2\nb: c\n", "bad.yaml");
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().substr(0, 9), "bad.yaml:");
+}
+
+// yaml-cpp 0.7 loops forever (allocating gigabytes) on these; config_fuzz found the first.
+TEST(YamlJsonTest, StrayCommaIsAnErrorNotAHang) {
+  for (const char* text :
+       {",: &a [x,x]\n", ",", " ,\n", "# c\n,\n", "---\n,\n", "[a]\n,\n", "k: a\n,: b\n"}) {
+    auto d = parseYaml(text, "f.yaml");
+    ASSERT_FALSE(d.ok()) << text;
+    EXPECT_NE(d.error().find("',' cannot start a YAML node"), std::string::npos) << d.error();
+  }
+  // A ',' inside flow collections, quotes, comments, plain scalars and indented lines is fine.
+  auto ok = parseYaml(
+      "a: [x,\n  y]\nb: \"p, q\"\nc: x, y # , z\nd: |\n  , kept\ne:\n  - {k: v,\n     l: w}\n",
+      "f.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(ok->json["a"][1], "y");
+  EXPECT_EQ(ok->json["c"], "x, y");
+  EXPECT_EQ(ok->json["d"], ", kept\n");
+  EXPECT_EQ(ok->json["e"][0]["l"], "w");
 }
 
 TEST(YamlJsonTest, MultiDocumentAndMergeKeys) {
