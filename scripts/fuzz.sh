@@ -18,12 +18,16 @@ for t in "${targets[@]}"; do
   corpus="fuzz/${t%_fuzz}/corpus"
   work="build-fuzz/corpus-$t"
   dict="fuzz/${t%_fuzz}/${t%_fuzz}.dict"
-  opts=(-rss_limit_mb=2048)
+  # -timeout: one input running longer than this is a finding (a hang), reported at once with
+  # its input in build-fuzz/crashes/ instead of running on (yaml-cpp once looped forever).
+  opts=(-rss_limit_mb=2048 -timeout=25)
   # config_fuzz's heap grows across inputs (cause not found yet: a leak per input or retained
   # state). Twice it reached the 2 GB limit within 20-40 s and spent minutes in libFuzzer's
   # out-of-memory heap profile. Until that is fixed: no RSS limit and no leak report, but a
   # single allocation over 1 GB (a real blow-up) still fails the run.
-  if [ "$t" = config_fuzz ]; then opts=(-rss_limit_mb=0 -malloc_limit_mb=1024 -detect_leaks=0); fi
+  if [ "$t" = config_fuzz ]; then
+    opts=(-rss_limit_mb=0 -malloc_limit_mb=1024 -detect_leaks=0 -timeout=25)
+  fi
   if [ -f "$dict" ]; then opts+=(-dict="$dict"); fi
   mkdir -p "$work"
   echo "-- $t for ${secs}s"
