@@ -203,25 +203,35 @@ bool Uring::waitAndComplete(__kernel_timespec* timeout) {
   return asio_work;
 }
 
-bool Uring::handlersQueued() {
-  auto& scheduler = *static_cast<ad::scheduler*>(scheduler_);
+namespace {
+
+// What asio's handler queue holds: nothing, exactly one operation (`lone`), or several.
+struct QueueShape {
+  bool empty = true;
+  const void* lone = nullptr;
+};
+
+QueueShape queueShape(void* scheduler_ptr) {
+  auto& scheduler = *static_cast<ad::scheduler*>(scheduler_ptr);
   ad::conditionally_enabled_mutex::scoped_lock lock(scheduler.*memberOf(MutexMember{}));
   auto& queue = scheduler.*memberOf(QueueMember{});
-  if (queue.empty()) return false;
+  if (queue.empty()) return {};
   ad::scheduler_operation* front = queue.front();
-  return !(front == task_op_ && ad::op_queue_access::next(front) == nullptr);
+  return {false, ad::op_queue_access::next(front) == nullptr ? front : nullptr};
+}
+
+}  // namespace
+
+bool Uring::handlersQueued() {
+  QueueShape queue = queueShape(scheduler_);
+  return !queue.empty && queue.lone != task_op_;
 }
 
 void Uring::pollLoop() {
   loop_.poll();
   // poll() returns with the queue holding only the reactor's task operation: remember which one
   // that is, so that handlersQueued() can tell it from a handler.
-  auto& scheduler = *static_cast<ad::scheduler*>(scheduler_);
-  ad::conditionally_enabled_mutex::scoped_lock lock(scheduler.*memberOf(MutexMember{}));
-  auto& queue = scheduler.*memberOf(QueueMember{});
-  if (!queue.empty() && ad::op_queue_access::next(queue.front()) == nullptr) {
-    task_op_ = queue.front();
-  }
+  if (const void* lone = queueShape(scheduler_).lone) task_op_ = lone;
 }
 
 void Uring::run() {

@@ -8,6 +8,7 @@
 #include "http/http2/codec.h"
 #include "net/dispatch.h"
 #include "net/transport.h"
+#include "net/watermark.h"
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/hcm_stats.h"
 
@@ -266,18 +267,10 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
     }
   }
 
-  // Envoy's watermarks on a connection's write buffer: above `buffer_limit` is high, below half
-  // of it low again.
   void checkWatermarks() {
     uint32_t limit = pool_ ? pool_->settings().buffer_limit : 0;
-    if (!limit) return;
-    size_t buffered = inflight_out_.size() + pending_out_.size();
-    if (!above_high_ && buffered > limit) {
-      above_high_ = true;
-      onWatermark(true);
-    } else if (above_high_ && buffered < limit / 2) {
-      above_high_ = false;
-      onWatermark(false);
+    if (auto crossed = watermark_.update(inflight_out_.size() + pending_out_.size(), limit)) {
+      onWatermark(*crossed);
     }
   }
 
@@ -352,7 +345,7 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
   bool close_after_write_ = false;
   bool read_disabled_ = false;
   bool read_paused_ = false;  // a read is due once reading is enabled again
-  bool above_high_ = false;
+  net::Watermark watermark_;
   std::string local_address_;
   std::string failure_reason_;
   uint32_t requests_ = 0;
@@ -373,7 +366,7 @@ class Http1Connection final : public ConnPool::Connection, public http1::ClientC
     stream_ = &s;
     response_complete_ = false;
     ++requests_;
-    if (above_high_) s.onConnectionWatermark(true);
+    if (watermark_.high()) s.onConnectionWatermark(true);
     if (auto* cb = s.callbacks()) cb->onUpstreamConnected(local_address_);
     s.bind(*this);
   }

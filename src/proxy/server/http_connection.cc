@@ -400,17 +400,9 @@ void HttpConnection::readDisable(bool disable) {
   }
 }
 
-// Envoy's watermarks on the connection's write buffer: above buffer_limit_ is high, below half
-// of it low again.
 void HttpConnection::checkWatermarks() {
-  if (buffer_limit_ == 0) return;
-  size_t buffered = out_inflight_.size() + out_pending_.size();
-  if (!above_high_ && buffered > buffer_limit_) {
-    above_high_ = true;
-    notifyWatermark(true);
-  } else if (above_high_ && buffered < buffer_limit_ / 2) {
-    above_high_ = false;
-    notifyWatermark(false);
+  if (auto crossed = watermark_.update(out_inflight_.size() + out_pending_.size(), buffer_limit_)) {
+    notifyWatermark(*crossed);
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "http/header_map.h"
 #include "net/transport.h"
+#include "net/watermark.h"
 #include "proxy/server/hcm_config.h"
 #include "proxy/server/hcm_stats.h"
 #include "proxy/server/worker.h"
@@ -52,7 +53,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   void readDisable(bool disable);
   // The response bytes waiting to be written went above the limit and have not yet drained
   // below half of it: streams stop reading their upstream responses meanwhile.
-  bool aboveWriteHighWatermark() const { return above_high_; }
+  bool aboveWriteHighWatermark() const { return watermark_.high(); }
   uint32_t bufferLimit() const { return buffer_limit_; }
 
  private:
@@ -88,7 +89,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   bool reading_paused_ = false;  // no read outstanding while read_disable_count_ > 0
   uint32_t read_disable_count_ = 0;
   std::shared_ptr<HttpConnection> paused_self_;  // set while reading_paused_
-  bool above_high_ = false;
+  net::Watermark watermark_;
   asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_;
   uint32_t requests_ = 0;
