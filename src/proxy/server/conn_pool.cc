@@ -188,24 +188,41 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
   void closeIfIdle() {
     if (idle()) close(ResetReason::ConnectionTermination, "drained");
   }
-  // Starts (or restarts) the pool's idle timeout on a connection that has just become idle; the
-  // connect timer is done by then, so the same timer serves. Envoy closes an upstream connection
-  // that stays without streams for common_http_protocol_options.idle_timeout (0 = never).
+  // Starts the pool's idle timeout on a connection that has just become idle; the connect timer
+  // is done by then, so the same timer serves. Envoy closes an upstream connection that stays
+  // without streams for common_http_protocol_options.idle_timeout (0 = never). Called after every
+  // response, so it only notes the time: re-arming an asio timer per request would cost a
+  // cancelled handler and a reactor turn each time. The armed wait checks the time when it fires.
   void armIdleTimer() {
     if (!pool_ || !idle()) return;
     auto timeout = pool_->settings().idle_timeout;
     if (timeout.count() <= 0) return;
-    timer_.expires_after(timeout);
-    timer_.async_wait([weak = weak_from_this()](std::error_code e) {
-      auto self = weak.lock();
-      if (e || !self || !self->idle() || !self->pool_) return;
-      self->pool_->cluster().stats().upstream_cx_idle_timeout->inc();
-      self->close(ResetReason::ConnectionTermination, "idle timeout");
-    });
+    idle_since_ = std::chrono::steady_clock::now();
+    if (!idle_wait_armed_) waitIdle(timeout);
   }
 
  protected:
   enum class State { Connecting, Handshaking, Ready, Closed };
+
+  void waitIdle(std::chrono::steady_clock::duration d) {
+    idle_wait_armed_ = true;
+    timer_.expires_after(d);
+    timer_.async_wait([weak = weak_from_this()](std::error_code e) {
+      auto self = weak.lock();
+      if (!self) return;
+      self->idle_wait_armed_ = false;
+      // Busy now: armed again when it next goes idle.
+      if (e || !self->idle() || !self->pool_) return;
+      auto left = self->idle_since_ + self->pool_->settings().idle_timeout -
+                  std::chrono::steady_clock::now();
+      if (left > std::chrono::steady_clock::duration::zero()) {
+        self->waitIdle(left);
+        return;
+      }
+      self->pool_->cluster().stats().upstream_cx_idle_timeout->inc();
+      self->close(ResetReason::ConnectionTermination, "idle timeout");
+    });
+  }
 
   void startTls() {
     state_ = State::Handshaking;
@@ -337,6 +354,8 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
   ConnPool* pool_;
   net::Transport transport_;
   asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point idle_since_{};  // when it last became idle
+  bool idle_wait_armed_ = false;                        // timer_ waits for the idle timeout
   State state_ = State::Connecting;
   std::array<char, 16384> read_buf_{};
   std::string inflight_out_;
