@@ -330,6 +330,27 @@ def check():
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "reviews" in r.stdout, r.stdout + r.stderr
     log("root namespace: 127.0.0.1:8080 (gateway) and 127.0.0.1:15014 (mastctl): ok")
+    # proxy-config by proxy name from the root namespace, as istioctl is used: mastctl finds
+    # productpage-v1.default through mastd and reads its admin (127.0.0.1:15000 inside
+    # mast-productpage-v1) from a thread that enters that namespace.
+    r = subprocess.run([os.path.join(BIN, "mastctl"), "--mastd", "127.0.0.1:15014", "proxy-config",
+                        "cluster", "productpage-v1.default"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [l.split() for l in r.stdout.splitlines()]
+    assert ["reviews.default.svc.cluster.local", "9080", "-", "outbound", "EDS"] in rows, r.stdout
+    assert ["reviews.default.svc.cluster.local", "9080", "v2", "outbound", "EDS"] in rows, r.stdout
+    r = subprocess.run([os.path.join(BIN, "mastctl"), "--mastd", "127.0.0.1:15014", "proxy-config",
+                        "cluster", "productpage-v1.default", "-o", "json"], capture_output=True,
+                       text=True, timeout=30)
+    names = [c["name"] for c in json.loads(r.stdout)]
+    assert "outbound|9080||reviews.default.svc.cluster.local" in names, names
+    assert "inbound|9080||" in names, names
+    r = subprocess.run([os.path.join(BIN, "mastctl"), "--mastd", "127.0.0.1:15014", "proxy-config",
+                        "cluster", "reviews"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "matches 3 proxies" in r.stderr, r.stdout + r.stderr
+    log("mastctl proxy-config cluster productpage-v1.default from the root namespace: "
+        "outbound|9080||reviews... listed; 'reviews' is ambiguous (3 proxies): ok")
     ps = mastctl("proxy-status")
     rows = [l for l in ps.splitlines() if l.startswith(("sidecar~", "router~"))]
     assert len(rows) == len(WORKLOADS) + 1, ps
@@ -381,7 +402,7 @@ def main():
         log("  %s/mastctl proxy-status" % BIN)
         log("  %s/mastctl apply -f examples/bookinfo/virtual-service-all-v1.yaml" % BIN)
         log("  %s/mastctl apply -f examples/bookinfo/virtual-service-reviews-test-v2.yaml  # log in as jason" % BIN)
-        log("  ip netns exec mast-productpage-v1 %s/mastctl proxy-config cluster" % BIN)
+        log("  %s/mastctl proxy-config cluster productpage-v1.default" % BIN)
         log("Ctrl-C stops the mesh and removes its namespaces")
         while True:
             time.sleep(3600)

@@ -95,16 +95,21 @@ int main(int argc, char** argv) {
 
   auto* pc =
       app.add_subcommand("proxy-config", "A proxy's own config (from its admin /config_dump)");
-  std::string pc_type, pc_admin = "127.0.0.1:15000", pc_output;
+  std::string pc_type, pc_proxy, pc_admin, pc_output;
   pc->add_option("type", pc_type, "cluster | listener | route | endpoint | bootstrap")
       ->required()
       ->check(CLI::IsMember({"cluster", "listener", "route", "endpoint", "bootstrap", "clusters",
                              "listeners", "routes", "endpoints"}));
-  pc->add_option("--admin", pc_admin, "The proxy's admin address")->capture_default_str();
+  pc->add_option("proxy", pc_proxy,
+                 "The proxy as mastd knows it: NAME.NAMESPACE (productpage-v1.default), its node "
+                 "id, or a unique prefix of either");
+  pc->add_option("--admin", pc_admin,
+                 "The proxy's admin address HOST:PORT; wins over PROXY (default without PROXY: "
+                 "127.0.0.1:15000)");
   pc->add_option("-o,--output", pc_output, "json for the raw resources");
   pc->callback([&] {
     if (pc_type.back() == 's') pc_type.pop_back();
-    rc = mast::cli::proxyConfig(pc_admin, pc_type, pc_output, std::cout, std::cerr);
+    rc = mast::cli::proxyConfig(g, pc_proxy, pc_admin, pc_type, pc_output, std::cout, std::cerr);
   });
 
   try {

@@ -178,6 +178,9 @@ TEST(Bootstrap, AdsAdminAndPrometheusListener) {
   auto b = makeBootstrap(o);
   EXPECT_EQ(b["admin"]["address"]["socket_address"]["address"], "127.0.0.1");
   EXPECT_EQ(b["admin"]["address"]["socket_address"]["port_value"], 16000);
+  // Announced in the node metadata as Istio's ProxyConfig (mastctl proxy-config PROXY reads it).
+  EXPECT_EQ(b["node"]["metadata"]["PROXY_CONFIG"]["proxyAdminPort"], 16000);
+  EXPECT_EQ(makeBootstrap(sample())["node"]["metadata"]["PROXY_CONFIG"]["proxyAdminPort"], 15000);
   EXPECT_EQ(b["dynamic_resources"]["lds_config"]["ads"], nlohmann::json::object());
   EXPECT_EQ(b["dynamic_resources"]["cds_config"]["ads"], nlohmann::json::object());
   EXPECT_EQ(b["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],

@@ -48,6 +48,11 @@ json makeBootstrap(const BootstrapOptions& o) {
   meta["CLUSTER_ID"] = o.cluster_id;
   if (!o.auto_register_group.empty()) meta["AUTO_REGISTER_GROUP"] = o.auto_register_group;
   if (o.capture) meta["INTERCEPTION_MODE"] = "REDIRECT";
+  // Istio's ProxyConfig, the part a reader of the node needs: mastctl proxy-config PROXY finds
+  // the admin port here (istioctl reads proxyAdminPort the same way).
+  meta["PROXY_CONFIG"] = {
+      {"proxyAdminPort", o.admin_port},
+      {"discoveryAddress", o.discovery_host + ":" + std::to_string(o.discovery_port)}};
 
   json ads_source = {{"ads", json::object()}, {"resource_api_version", "V3"}};
   bool ip = isIpLiteral(o.discovery_host);

@@ -1,10 +1,20 @@
 #include "cli/client.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <asio/connect.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string_view>
 
 namespace mast::cli {
 
@@ -23,12 +33,48 @@ std::string urlEncode(std::string_view s) {
   return out;
 }
 
-Result<ApiResponse> request(const std::string& address, const std::string& method,
-                            const std::string& path_and_query, const std::string& body,
-                            std::chrono::milliseconds timeout) {
+namespace {
+
+// A blocking connect bounded by `timeout` (an address nobody answers, e.g. a proxy's IP that is
+// not routed from here, would otherwise wait for the kernel's SYN retries, minutes). The socket
+// is blocking again afterwards, for the SO_RCVTIMEO/SO_SNDTIMEO reads and writes that follow.
+std::error_code connectWithin(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& ep,
+                              std::chrono::milliseconds timeout) {
+  int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {errno, std::system_category()};
+  auto fail = [fd](int e) {
+    ::close(fd);
+    return std::error_code(e, std::system_category());
+  };
+  if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) != 0) {
+    if (errno != EINPROGRESS) return fail(errno);
+    pollfd pfd{fd, POLLOUT, 0};
+    int n;
+    do {
+      n = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return fail(errno);
+    if (n == 0) return fail(ETIMEDOUT);
+    int so_error = 0;
+    socklen_t len = sizeof(so_error);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
+    if (so_error != 0) return fail(so_error);
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  std::error_code ec;
+  socket.assign(ep.protocol(), fd, ec);
+  if (ec) ::close(fd);
+  return ec;
+}
+
+// One request; `peer` names the other side in errors ("mastd", "proxy admin").
+Result<ApiResponse> exchange(std::string_view peer, const std::string& address,
+                             const std::string& method, const std::string& path_and_query,
+                             const std::string& body, std::chrono::milliseconds timeout) {
+  const std::string who(peer);
   size_t colon = address.rfind(':');
   if (colon == std::string::npos)
-    return Error{"mastd address '" + address + "': expected host:port"};
+    return Error{who + " address '" + address + "': expected host:port"};
   std::string host = address.substr(0, colon);
   std::string port = address.substr(colon + 1);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
@@ -36,12 +82,23 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
   asio::ip::tcp::resolver resolver(io);
   asio::ip::tcp::socket socket(io);
   std::error_code ec;
-  auto eps = resolver.resolve(host, port, ec);
-  if (ec) return Error{"cannot resolve " + address + ": " + ec.message()};
-  asio::connect(socket, eps, ec);
+  // A literal address connects without the resolver: getaddrinfo's AI_ADDRCONFIG (asio's
+  // default) finds no address family in a network namespace that has only loopback, which is
+  // where a proxy's admin is reached (proxy-config PROXY).
+  auto literal = asio::ip::make_address(host, ec);
+  if (!ec) {
+    auto p = std::strtoul(port.c_str(), nullptr, 10);
+    if (port.empty() || p > 65535 || port.find_first_not_of("0123456789") != std::string::npos)
+      return Error{"address '" + address + "': bad port"};
+    ec = connectWithin(socket, asio::ip::tcp::endpoint(literal, static_cast<uint16_t>(p)), timeout);
+  } else {
+    auto eps = resolver.resolve(host, port, ec);
+    if (ec) return Error{"cannot resolve " + address + ": " + ec.message()};
+    asio::connect(socket, eps, ec);
+  }
   if (ec) {
-    return Error{"cannot reach mastd at " + address + ": " + ec.message() +
-                 " (is mastd running? set --mastd or MASTD_ADDR)"};
+    return Error{"cannot reach " + who + " at " + address + ": " + ec.message() +
+                 (peer == "mastd" ? " (is mastd running? set --mastd or MASTD_ADDR)" : "")};
   }
   // A bounded wait: SO_RCVTIMEO/SO_SNDTIMEO on the blocking socket.
   struct timeval tv {
@@ -58,7 +115,8 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
   // interrupts this thread's next blocking call.
   for (size_t sent = 0; sent < req.size();) {
     sent += socket.write_some(asio::buffer(req.data() + sent, req.size() - sent), ec);
-    if (ec && ec != asio::error::interrupted) return Error{"sending to mastd: " + ec.message()};
+    if (ec && ec != asio::error::interrupted)
+      return Error{"sending to " + who + ": " + ec.message()};
   }
   std::string resp;
   char buf[16384];
@@ -67,11 +125,11 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
     resp.append(buf, n);
     if (ec == asio::error::eof) break;
     if (ec == asio::error::interrupted) continue;
-    if (ec) return Error{"reading from mastd: " + ec.message()};
+    if (ec) return Error{"reading from " + who + ": " + ec.message()};
   }
   size_t head_end = resp.find("\r\n\r\n");
   if (resp.compare(0, 5, "HTTP/") != 0 || head_end == std::string::npos) {
-    return Error{"mastd sent a malformed response"};
+    return Error{who + " sent a malformed response"};
   }
   ApiResponse out;
   out.status = std::atoi(resp.c_str() + resp.find(' ') + 1);
@@ -92,6 +150,19 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
   // The server closes after the response; the body is everything after the head.
   out.body = resp.substr(head_end + 4);
   return out;
+}
+
+}  // namespace
+
+Result<ApiResponse> request(const std::string& address, const std::string& method,
+                            const std::string& path_and_query, const std::string& body,
+                            std::chrono::milliseconds timeout) {
+  return exchange("mastd", address, method, path_and_query, body, timeout);
+}
+
+Result<ApiResponse> adminGet(const std::string& address, const std::string& path,
+                             std::chrono::milliseconds timeout) {
+  return exchange("proxy admin", address, "GET", path, "", timeout);
 }
 
 }  // namespace mast::cli

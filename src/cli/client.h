@@ -18,6 +18,10 @@ Result<ApiResponse> request(const std::string& address, const std::string& metho
                             const std::string& path_and_query, const std::string& body = "",
                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// GET from a proxy's admin endpoint ("host:port"); errors name the proxy admin, not mastd.
+Result<ApiResponse> adminGet(const std::string& address, const std::string& path,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // Percent-encodes a query value.
 std::string urlEncode(std::string_view s);
 

@@ -31,15 +31,19 @@ int proxyStatus(const GlobalOptions& g, const std::string& proxy, std::ostream& 
 
 namespace mast::cli {
 
-// `mastctl proxy-config cluster|listener|route|endpoint|bootstrap`: a proxy's own view, read from
-// its admin /config_dump (`admin` = "host:port", 127.0.0.1:15000 inside a workload's namespace),
-// in istioctl's table shapes, or the raw JSON with output "json".
 // `mastctl analyze [-f FILE...]`: the config in force (plus FILEs, as if applied) through
 // mastd's analyzers. Exit 79 when an Error is found (istioctl's code), 0 otherwise.
 int analyze(const GlobalOptions& g, const std::vector<std::string>& files, std::istream& in,
             std::ostream& out, std::ostream& err);
 
-int proxyConfig(const std::string& admin, const std::string& type, const std::string& output,
-                std::ostream& out, std::ostream& err);
+// `mastctl proxy-config cluster|listener|route|endpoint|bootstrap [PROXY]`: a proxy's own view,
+// read from its admin /config_dump (/clusters for endpoints), in istioctl's table shapes, or the
+// raw JSON with output "json". The admin is `admin` ("host:port") when given; else PROXY's (a
+// name from mastd's connected proxies, NAME.NAMESPACE, node id or a unique prefix; see
+// proxy_target.h for how its admin is reached); else 127.0.0.1:15000 (mastctl run inside a
+// workload's namespace). Unknown or ambiguous PROXY: exit 1 with the candidates.
+int proxyConfig(const GlobalOptions& g, const std::string& proxy, const std::string& admin,
+                const std::string& type, const std::string& output, std::ostream& out,
+                std::ostream& err);
 
 }  // namespace mast::cli

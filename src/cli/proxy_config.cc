@@ -3,6 +3,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/proxy_target.h"
 
 namespace mast::cli {
 
@@ -63,21 +64,62 @@ std::string joinStrings(const json& arr, size_t max = 3) {
 
 }  // namespace
 
-int proxyConfig(const std::string& admin, const std::string& type, const std::string& output,
-                std::ostream& out, std::ostream& err) {
+int proxyConfig(const GlobalOptions& g, const std::string& proxy, const std::string& admin,
+                const std::string& type, const std::string& output, std::ostream& out,
+                std::ostream& err) {
+  if (type != "cluster" && type != "listener" && type != "route" && type != "endpoint" &&
+      type != "bootstrap") {
+    err << "error: unknown type '" << type << "' (cluster, listener, route, endpoint, bootstrap)\n";
+    return 2;
+  }
+  AdminRoute route;
+  if (!admin.empty() || proxy.empty()) {
+    // --admin wins; without either, the admin of the proxy beside mastctl (run inside its
+    // network namespace).
+    route.address = route.where = admin.empty() ? "127.0.0.1:15000" : admin;
+  } else {
+    auto target = resolveProxy(g.mastd, proxy);
+    if (!target) {
+      err << "error: " << target.error() << "\n";
+      return 1;
+    }
+    auto located = locateAdmin(*target);
+    if (!located) {
+      err << "error: proxy " << target->id << ": " << located.error() << "\n";
+      return 1;
+    }
+    route = *located;
+    // The admin reached must be that proxy's: another proxy on the same address (several on
+    // one host, an admin port the node metadata did not announce) would show the wrong config.
+    auto info = fetchFromProxy(route, "/server_info");
+    if (!info) {
+      err << "error: proxy " << target->id << ": " << info.error() << "\n";
+      return 1;
+    }
+    json si = json::parse(info->body, nullptr, false);
+    std::string id = si.is_object() && si.contains("node") && si["node"].is_object()
+                         ? si["node"].value("id", "")
+                         : "";
+    if (info->status != 200 || id != target->id) {
+      err << "error: the proxy admin at " << route.where << " is "
+          << (id.empty() ? "not a mast-proxy/Envoy admin" : "node " + id) << ", not " << target->id
+          << " (use --admin HOST:PORT)\n";
+      return 1;
+    }
+  }
   std::string path = type == "endpoint" ? "/clusters?format=json" : "/config_dump";
-  auto r = request(admin, "GET", path);
+  auto r = fetchFromProxy(route, path);
   if (!r) {
-    err << "error: proxy admin " << admin << ": " << r.error() << "\n";
+    err << "error: " << r.error() << "\n";
     return 1;
   }
   if (r->status != 200) {
-    err << "error: proxy admin answered " << r->status << "\n";
+    err << "error: proxy admin at " << route.where << " answered " << r->status << "\n";
     return 1;
   }
   json dump = json::parse(r->body, nullptr, false);
   if (dump.is_discarded()) {
-    err << "error: proxy admin sent invalid JSON\n";
+    err << "error: proxy admin at " << route.where << " sent invalid JSON\n";
     return 1;
   }
   if (type == "endpoint") {
@@ -112,15 +154,11 @@ int proxyConfig(const std::string& admin, const std::string& type, const std::st
     items = resources(
         dump, "RoutesConfigDump",
         {{"static_route_configs", "route_config"}, {"dynamic_route_configs", "route_config"}});
-  } else if (type == "bootstrap") {
-    items = resources(dump, "BootstrapConfigDump", {});
+  } else {  // bootstrap: the JSON itself, as istioctl prints it
     for (const auto& c : dump["configs"]) {
       if (typeOf(c) == "BootstrapConfigDump") out << c["bootstrap"].dump(2) << "\n";
     }
     return 0;
-  } else {
-    err << "error: unknown type '" << type << "' (cluster, listener, route, endpoint, bootstrap)\n";
-    return 2;
   }
   if (output == "json") {
     out << json(items).dump(2) << "\n";

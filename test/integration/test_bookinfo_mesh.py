@@ -2,7 +2,8 @@
 workload, mast-agent with iptables capture and mast-proxy sidecars, mastd, the ingress gateway,
 Istio's Bookinfo YAML applied with mastctl, and Istio's tasks checked with curl through `mastctl demo check`: round robin over
 reviews v1/v2/v3, all-v1, jason → v2, ratings abort and 7 s delay, reviews 50/50 v3 (binomial
-bound over 200 requests), proxy-status SYNCED, traffic without mastd and resync after its restart,
+bound over 200 requests), proxy-status SYNCED, `mastctl proxy-config cluster
+productpage-v1.default` from the root namespace (outbound|9080||reviews... listed), traffic without mastd and resync after its restart,
 a host-bound VirtualService (other host → 404). The script removes every
 namespace it created, even when a check fails."""
 import os
