@@ -1,7 +1,7 @@
 """Listeners: filter_chain_match (server_names via tls_inspector incl. wildcards,
 transport_protocol, application_protocols, source_prefix_ranges, destination_port) and
 default_filter_chain, told apart by direct responses; tcp_proxy (cluster, weighted_clusters,
-idle_timeout) with raw sockets; a listener on ::1."""
+idle_timeout, hash_policy source_ip from several client addresses) with raw sockets; a listener on ::1."""
 import json
 import math
 import socket
@@ -284,6 +284,70 @@ def test_tcp_proxy_idle_timeout(proxy, echoes):
     assert 0.2 < time.time() - start < 3
     assert p.stats()["tcp.tcp_in.idle_timeout"] == "1"
     wait_until(lambda: e.closed == 1, what="upstream closed too")
+
+
+def hashed_tcp_config(hash_policy, lb_policy, echoes):
+    """One tcp_proxy listener to cluster `ring` (lb_policy) of all `echoes` as endpoints."""
+    endpoints = ", ".join(
+        "{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } } }"
+        % e.port for e in echoes)
+    return tcp_config("          cluster: ring\n" + hash_policy, []) + """
+  - name: ring
+    connect_timeout: 1s
+    type: STATIC
+    lb_policy: %s
+    load_assignment:
+      cluster_name: ring
+      endpoints: [{ lb_endpoints: [%s] }]
+""" % (lb_policy, endpoints)
+
+
+def _backends_by_source(port, sources, per_source):
+    """{source address: set of backend names} over `per_source` connections from each."""
+    seen = {}
+    for src in sources:
+        for _ in range(per_source):
+            s = socket.socket()
+            s.settimeout(5)
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", port))
+            name = s.makefile("rb").readline().strip().decode()
+            s.close()
+            seen.setdefault(src, set()).add(name)
+    return seen
+
+
+@pytest.mark.parametrize("lb_policy", ["RING_HASH", "MAGLEV"])
+def test_tcp_proxy_hash_policy_source_ip(proxies, echoes, lb_policy):
+    """hash_policy [{source_ip: {}}] (Istio's DestinationRule consistentHash.useSourceIp on a TCP
+    port): every connection from one client address goes to the same backend, and the clients
+    spread over the backends. Without the hash policy the same cluster picks per connection."""
+    backends = [echoes("b%d" % i) for i in range(4)]
+    sources = ["127.0.0.%d" % i for i in range(2, 14)]
+    p = proxies(hashed_tcp_config("          hash_policy: [{ source_ip: {} }]", lb_policy, backends))
+    seen = _backends_by_source(p.ports["tcp"], sources, 6)
+    assert all(len(names) == 1 for names in seen.values()), seen
+    assert len(set().union(*seen.values())) >= 2, seen
+    # The same mapping on a second proxy with the same config (the hash is of the address only).
+    p2 = proxies(hashed_tcp_config("          hash_policy: [{ source_ip: {} }]", lb_policy, backends))
+    assert _backends_by_source(p2.ports["tcp"], sources, 1) == seen
+    # Control: no hash policy, no stickiness.
+    p3 = proxies(hashed_tcp_config("", lb_policy, backends))
+    unhashed = _backends_by_source(p3.ports["tcp"], sources, 6)
+    assert any(len(names) > 1 for names in unhashed.values()), unhashed
+
+
+def test_tcp_proxy_hash_policy_filter_state_rejected(tmp_path):
+    import subprocess
+    from conftest import PROXY
+    text = tcp_config("          cluster: one\n          hash_policy: [{ filter_state: { key: k } }]",
+                      [("one", 9)])
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    r = subprocess.run([PROXY, "--mode", "validate", "-c", str(path)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode != 0
+    assert "hash_policy[0]: only source_ip is supported" in r.stderr, r.stderr
 
 
 def test_tcp_proxy_upstream_down_closes(proxy):

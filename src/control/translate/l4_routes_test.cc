@@ -4,6 +4,8 @@
 // sourceNamespace, gateways) decided at generation time.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "control/translate/generate.h"
 #include "control/translate/test_util.h"
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb.h"
@@ -256,6 +258,87 @@ spec:
   ASSERT_TRUE(l->has_default_filter_chain()) << json(*l);
   EXPECT_EQ(tcpProxyOf(l->default_filter_chain()).cluster(),
             "outbound|5432||db.default.svc.cluster.local");
+}
+
+// Every tcp_proxy of a listener (its chains and default chain) by cluster.
+std::map<std::string, tcpv3::TcpProxy> tcpProxiesByCluster(const lv3::Listener& l) {
+  std::map<std::string, tcpv3::TcpProxy> out;
+  auto add = [&](const lv3::FilterChain& fc) {
+    auto tp = tcpProxyOf(fc);
+    out[tp.cluster()] = tp;
+  };
+  for (const auto& fc : l.filter_chains()) add(fc);
+  if (l.has_default_filter_chain()) add(l.default_filter_chain());
+  return out;
+}
+
+bool hashesSourceIp(const tcpv3::TcpProxy& tp) {
+  return tp.hash_policy_size() == 1 && tp.hash_policy(0).has_source_ip();
+}
+
+// DestinationRule consistentHash.useSourceIp on a TCP port: the tcp_proxy hashes the client's
+// address (hash_policy source_ip) and the cluster is RING_HASH, as Istio's
+// buildOutboundNetworkFiltersWithSingleDestination; a subset whose own policy has no consistent
+// hash, and an HTTP-only hash key (header), give no tcp hash policy.
+TEST_F(L4RoutesTest, ConsistentHashUseSourceIpOnTcpPort) {
+  std::string services = kServices;
+  std::string old_db =
+      "  host: db\n  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: "
+      "v2}}]\n";
+  ASSERT_NE(services.find(old_db), std::string::npos);
+  services.replace(services.find(old_db), old_db.size(), R"(  host: db
+  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+)");
+  apply("services.yaml", services);
+  auto r = gen(sidecar("productpage", "10.0.0.10"));
+  const auto* l = listener(r, "10.96.0.99_5432");
+  ASSERT_NE(l, nullptr);
+  auto tps = tcpProxiesByCluster(*l);
+  ASSERT_TRUE(tps.count("outbound|5432||db.default.svc.cluster.local")) << json(*l);
+  EXPECT_TRUE(hashesSourceIp(tps["outbound|5432||db.default.svc.cluster.local"])) << json(*l);
+  bool ring_hash = false;
+  for (const auto& c : r.clusters) {
+    if (c.name() == "outbound|5432||db.default.svc.cluster.local") {
+      ring_hash = c.lb_policy() == envoy::config::cluster::v3::Cluster::RING_HASH;
+    }
+  }
+  EXPECT_TRUE(ring_hash);
+
+  // tcp routes: to v1 (the top-level policy) hashed, to v2 (its own ROUND_ROBIN) not.
+  apply("vs.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db]
+  tcp:
+  - match: [{destinationSubnets: [10.96.0.0/16]}]
+    route: [{destination: {host: db, subset: v2}}]
+  - route: [{destination: {host: db, subset: v1}}]
+)");
+  r = gen(sidecar("productpage", "10.0.0.10"));
+  l = listener(r, "10.96.0.99_5432");
+  ASSERT_NE(l, nullptr);
+  tps = tcpProxiesByCluster(*l);
+  ASSERT_TRUE(tps.count("outbound|5432|v1|db.default.svc.cluster.local")) << json(*l);
+  ASSERT_TRUE(tps.count("outbound|5432|v2|db.default.svc.cluster.local")) << json(*l);
+  EXPECT_TRUE(hashesSourceIp(tps["outbound|5432|v1|db.default.svc.cluster.local"]));
+  EXPECT_EQ(tps["outbound|5432|v2|db.default.svc.cluster.local"].hash_policy_size(), 0);
+
+  // A header hash means nothing on TCP.
+  services.replace(services.find("{useSourceIp: true}"), 19, "{httpHeaderName: x-user}");
+  apply("services.yaml", services);
+  r = gen(sidecar("productpage", "10.0.0.10"));
+  l = listener(r, "10.96.0.99_5432");
+  ASSERT_NE(l, nullptr);
+  for (const auto& [cluster, tp] : tcpProxiesByCluster(*l)) {
+    EXPECT_EQ(tp.hash_policy_size(), 0) << cluster;
+  }
 }
 
 TEST_F(L4RoutesTest, BoundEgressListenerCarriesTlsRoutes) {

@@ -50,9 +50,27 @@ lv3::Filter tcpProxyFilter(const std::string& stat_prefix, const std::string& cl
   return f;
 }
 
-lv3::Filter weightedTcpProxyFilter(const std::string& stat_prefix,
+// An outbound tcp_proxy to one cluster, as Istio's
+// buildOutboundNetworkFiltersWithSingleDestination: a DestinationRule consistentHash with
+// useSourceIp hashes the client's address (tcp_proxy `hash_policy: [{source_ip: {}}]`) for the
+// cluster's RING_HASH/MAGLEV; the other hash keys are HTTP-only and mean nothing on TCP.
+lv3::Filter tcpProxyFilter(const Ctx& ctx, const std::string& stat_prefix,
+                           const std::string& cluster) {
+  const auto* ch = consistentHash(ctx, cluster);
+  if (!ch || !ch->use_source_ip()) return tcpProxyFilter(stat_prefix, cluster);
+  tcpv3::TcpProxy tp;
+  tp.set_stat_prefix(stat_prefix);
+  tp.set_cluster(cluster);
+  tp.add_hash_policy()->mutable_source_ip();
+  lv3::Filter f;
+  f.set_name("envoy.filters.network.tcp_proxy");
+  f.mutable_typed_config()->PackFrom(tp);
+  return f;
+}
+
+lv3::Filter weightedTcpProxyFilter(const Ctx& ctx, const std::string& stat_prefix,
                                    const std::vector<std::pair<std::string, uint32_t>>& clusters) {
-  if (clusters.size() == 1) return tcpProxyFilter(stat_prefix, clusters[0].first);
+  if (clusters.size() == 1) return tcpProxyFilter(ctx, stat_prefix, clusters[0].first);
   tcpv3::TcpProxy tp;
   tp.set_stat_prefix(stat_prefix);
   for (const auto& [name, weight] : clusters) {
@@ -200,8 +218,8 @@ lv3::Filter l4RouteFilter(const Ctx& ctx, const model::VirtualServiceInfo& vs,
     dests.emplace_back(destinationCluster(ctx, d.destination(), vs.ns, port),
                        static_cast<uint32_t>(d.weight() ? d.weight() : 1));
   }
-  if (dests.size() == 1) return tcpProxyFilter(dests[0].first, dests[0].first);
-  return weightedTcpProxyFilter(vs.name + "." + vs.ns, dests);
+  if (dests.size() == 1) return tcpProxyFilter(ctx, dests[0].first, dests[0].first);
+  return weightedTcpProxyFilter(ctx, vs.name + "." + vs.ns, dests);
 }
 
 // The outbound filter chains of one TCP/TLS service port on the listener at (bind, port), as
@@ -285,7 +303,7 @@ std::vector<lv3::FilterChain> outboundL4Chains(const Ctx& ctx, const model::Serv
   if (!out.empty() && (tls || terminal)) return out;
   std::vector<std::string> sni;
   if (tls && bind == "0.0.0.0" && svc.hostname != "*") sni.push_back(svc.hostname);
-  add(sni, svc_cidrs, tcpProxyFilter(cluster, cluster));
+  add(sni, svc_cidrs, tcpProxyFilter(ctx, cluster, cluster));
   return out;
 }
 
@@ -799,7 +817,7 @@ void buildGatewayRoutesAndListeners(const Ctx& ctx, ProxyResources& out) {
             }
             if (l.filter_chains_size() == 0) {
               *l.add_filter_chains()->add_filters() =
-                  weightedTcpProxyFilter(vs->name + "." + vs->ns, dests);
+                  weightedTcpProxyFilter(ctx, vs->name + "." + vs->ns, dests);
             }
             break;
           }

@@ -256,9 +256,11 @@ std::optional<rv3::RetryPolicy> retryPolicy(const net::HTTPRetry* r, bool consis
 const net::LoadBalancerSettings::ConsistentHashLB* consistentHash(const Ctx& ctx,
                                                                   const std::string& cluster) {
   // cluster = outbound|port|subset|host
+  if (cluster.rfind("outbound|", 0) != 0) return nullptr;
   auto a = cluster.find('|');
   auto b = cluster.find('|', a + 1);
-  auto c = cluster.find('|', b + 1);
+  auto c = b == std::string::npos ? b : cluster.find('|', b + 1);
+  if (c == std::string::npos || b == a + 1) return nullptr;
   uint32_t port = static_cast<uint32_t>(std::stoul(cluster.substr(a + 1, b - a - 1)));
   std::string subset = cluster.substr(b + 1, c - b - 1);
   std::string host = cluster.substr(c + 1);

@@ -24,6 +24,12 @@ envoy::config::route::v3::Route defaultRoute(const Ctx& ctx, const model::Servic
 std::string destinationCluster(const Ctx& ctx, const istio::networking::v1alpha3::Destination& d,
                                std::string_view ns_of, uint32_t listener_port);
 
+// The DestinationRule consistentHash settings in force for an outbound cluster
+// (outbound|PORT|SUBSET|HOST: its DR, subset and port-level settings), or null: none, or not an
+// outbound cluster name.
+const istio::networking::v1alpha3::LoadBalancerSettings::ConsistentHashLB* consistentHash(
+    const Ctx& ctx, const std::string& cluster);
+
 // Istio's retry policy: default (2 attempts, connect-failure,refused-stream,unavailable,
 // cancelled,retriable-status-codes) when `r` is null; nullopt when attempts <= 0.
 std::optional<envoy::config::route::v3::RetryPolicy> retryPolicy(

@@ -423,6 +423,13 @@ Status validateBootstrap(const envoy::config::bootstrap::v3::Bootstrap& b) {
           } else if (tp.weighted_clusters().clusters_size() == 0) {
             return Error{tpath + ": cluster or weighted_clusters is required"};
           }
+          if (tp.hash_policy_size() > 1) {
+            return Error{tpath + ".hash_policy[1]: at most one hash policy"};
+          }
+          if (tp.hash_policy_size() == 1 && !tp.hash_policy(0).has_source_ip()) {
+            return Error{tpath +
+                         ".hash_policy[0]: only source_ip is supported (filter_state is not)"};
+          }
           for (int wi = 0; wi < tp.weighted_clusters().clusters_size(); ++wi) {
             if (auto s = checkCluster(
                     tp.weighted_clusters().clusters(wi).name(),

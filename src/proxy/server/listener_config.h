@@ -24,6 +24,9 @@ struct TcpProxyConfig {
   std::vector<std::shared_ptr<const accesslog::AccessLogger>> access_logs;
   std::shared_ptr<TcpProxyStats> stats;
   uint32_t max_connect_attempts = 1;
+  // hash_policy source_ip: the downstream address picks the host of a RING_HASH/MAGLEV cluster
+  // (the same client address, the same host); other load balancers ignore the hash.
+  bool hash_source_ip = false;
 };
 
 struct FilterChainMatch {
@@ -64,7 +67,7 @@ struct ListenerConfig {
 
 // What filter-chain matching looks at (after listener filters ran).
 struct ConnectionProperties {
-  net::Endpoint local;   // original destination when restored
+  net::Endpoint local;  // original destination when restored
   net::Endpoint remote;
   std::string sni;
   std::string transport_protocol;  // "tls" or "raw_buffer"

@@ -274,6 +274,16 @@ Result<std::shared_ptr<const TcpProxyConfig>> buildTcpProxy(const google::protob
     }
   }
   if (t.has_idle_timeout()) cfg->idle_timeout = toMs(t.idle_timeout());
+  // Envoy's tcp_proxy takes one hash policy: source_ip (Istio's DestinationRule
+  // consistentHash.useSourceIp on a TCP port) or filter_state, which has no source here.
+  if (t.hash_policy_size() > 1) return Error{path + ".hash_policy[1]: at most one hash policy"};
+  for (int i = 0; i < t.hash_policy_size(); ++i) {
+    if (!t.hash_policy(i).has_source_ip()) {
+      return Error{path + ".hash_policy[" + std::to_string(i) +
+                   "]: only source_ip is supported (filter_state is not)"};
+    }
+    cfg->hash_source_ip = true;
+  }
   for (int i = 0; i < t.access_log_size(); ++i) {
     auto l = accesslog::createAccessLogger(t.access_log(i), logs);
     if (!l) return Error{path + ".access_log[" + std::to_string(i) + "]." + l.error()};

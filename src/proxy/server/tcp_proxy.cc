@@ -2,7 +2,9 @@
 
 #include <asio/connect.hpp>
 
+#include "base/hash.h"
 #include "base/logging.h"
+#include "net/address.h"
 #include "proxy/access_log/access_log.h"
 #include "proxy/server/cluster_manager.h"
 #include "proxy/server/hcm_stats.h"
@@ -66,7 +68,9 @@ void TcpProxySession::connectUpstream() {
   }
   std::optional<net::Endpoint> orig;
   if (cluster->runtime().isOriginalDst()) orig = info_.local;
-  auto choice = cluster->chooseHost(std::nullopt, orig, nullptr);
+  std::optional<uint64_t> hash;
+  if (cfg_->hash_source_ip) hash = xxHash64(net::ipString(info_.remote));
+  auto choice = cluster->chooseHost(hash, orig, nullptr);
   if (!choice) {
     stream_info_.setFlag(http::ResponseFlag::NoHealthyUpstream);
     close("no_healthy_upstream");
