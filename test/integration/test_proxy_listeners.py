@@ -154,10 +154,11 @@ def test_ipv6_listener(proxy, upstream, tmp_path):
 class NamedEcho:
     """TCP server: sends "<name>\\n" on connect, then echoes. Counts connections."""
 
-    def __init__(self, name):
+    def __init__(self, name, host="127.0.0.1", port=0):
         self.name = name
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
