@@ -151,7 +151,7 @@ Result<ProxyTarget> matchProxy(const json& adsz, const std::string& query) {
       ProxyTarget t;
       t.id = id;
       std::string name = str(node, "name"), ns = str(node, "namespace");
-      if (!name.empty() && !ns.empty()) t.name = name + "." + ns;
+      if (!name.empty() && !ns.empty()) t.name = name.append(".").append(ns);
       t.ip = str(node, "ip");
       t.admin_port = adminPortOf(node);
       proxies.emplace(id, std::move(t));
