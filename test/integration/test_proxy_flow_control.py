@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from conftest import basic_config, wait_until
+from conftest import basic_config, free_port, wait_until
 from test_proxy_listeners import tcp_config
 
 MB = 1024 * 1024
@@ -228,3 +228,144 @@ def test_retry_buffer_over_limit_abandons_retry(proxy, upstream):
                        capture_output=True, timeout=10)
     assert r.stdout == b"503"
     assert len(up.requests) == 4
+
+
+# === HTTP/2: a paused stream stops returning window to its peer (Envoy's per-stream flow control)
+
+# An HTTP/2 stream may still deliver one receive window (16 MiB, our initial stream window) after
+# it was paused: the peer was allowed to send that much.
+H2_WINDOW = 16 * MB
+
+
+def test_h2_upload_to_slow_http1_upstream_pauses_the_stream(proxy, tmp_path):
+    up = RawUpstream(absorb_after_release)
+    try:
+        p = proxy(with_limits(basic_config(up.port), 65536, 65536))
+        base = rss_kb(p.proc.pid)
+        body = tmp_path / "upload.bin"
+        with open(body, "wb") as f:
+            block = bytes(range(256)) * 4096
+            for _ in range(BODY // len(block)):
+                f.write(block)
+        c = subprocess.Popen(["curl", "-s", "-S", "--http2-prior-knowledge", "-T", str(body),
+                              "-o", "-", "-w", " %{http_code} %{http_version}", "--max-time", "60",
+                              "http://127.0.0.1:%d/up" % p.ports["ingress"]],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        rx = lambda: int(p.stats()["http.ingress_http.downstream_cx_rx_bytes_total"])
+        wait_until(lambda: rx() > MB, what="upload started")
+        taken = settle(rx)
+        assert taken < KERNEL_SLACK + H2_WINDOW, "proxy took %d MB" % (taken // MB)
+        grown = rss_kb(p.proc.pid) - base
+        assert grown < H2_WINDOW // 1024 + 16 * 1024, "proxy RSS grew by %d KB" % grown
+        assert c.poll() is None
+        up.release.set()
+        out, err = c.communicate(timeout=60)
+        assert out == b"ok 200 2", (out, err)
+        assert up.received == BODY
+    finally:
+        up.stop()
+
+
+class CountingRelay:
+    """Relays one upstream connection to `target_port`, counting the bytes the target sends."""
+
+    def __init__(self, target_port):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.target = target_port
+        self.sent = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        u = socket.create_connection(("127.0.0.1", self.target))
+
+        def down():
+            try:
+                while True:
+                    d = u.recv(65536)
+                    if not d:
+                        break
+                    c.sendall(d)
+                    self.sent += len(d)
+            except OSError:
+                pass
+
+        threading.Thread(target=down, daemon=True).start()
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                u.sendall(d)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.sock.close()
+
+
+def test_h2_download_from_h2_upstream_to_stalled_h2_client(proxy, tmp_path):
+    import hashlib
+    import shutil
+
+    nghttpd = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
+    htdocs = tmp_path / "htdocs"
+    htdocs.mkdir()
+    digest = hashlib.sha256()
+    with open(htdocs / "big", "wb") as f:
+        for i in range(BODY // MB):
+            block = bytes([i % 251]) * MB
+            digest.update(block)
+            f.write(block)
+    port = free_port()
+    log = open(tmp_path / "nghttpd.log", "w")
+    origin = subprocess.Popen([nghttpd, "--no-tls", "-a", "127.0.0.1", "-d", str(htdocs),
+                               str(port)], stdout=log, stderr=subprocess.STDOUT)
+    relay = None
+    try:
+        def listening():
+            with open("/proc/net/tcp") as f:
+                return any(":%04X 00000000:0000 0A" % port in l for l in f)
+
+        wait_until(listening, what="nghttpd listening")
+        relay = CountingRelay(port)
+        h2 = """
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }"""
+        p = proxy(with_limits(basic_config(relay.port, cluster_extra=h2), 65536, 65536))
+        base = rss_kb(p.proc.pid)
+        # curl writes into a pipe nobody reads yet: once it is full curl stops reading its socket.
+        c = subprocess.Popen(["curl", "-s", "-S", "--http2-prior-knowledge", "--max-time", "60",
+                              "http://127.0.0.1:%d/big" % p.ports["ingress"]],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_until(lambda: relay.sent > MB, what="download started")
+        sent = settle(lambda: relay.sent)
+        assert sent < KERNEL_SLACK + H2_WINDOW, "upstream sent %d MB" % (sent // MB)
+        grown = rss_kb(p.proc.pid) - base
+        assert grown < H2_WINDOW // 1024 + 16 * 1024, "proxy RSS grew by %d KB" % grown
+        got = hashlib.sha256()
+        total = 0
+        while True:
+            b = c.stdout.read(1 << 20)
+            if not b:
+                break
+            got.update(b)
+            total += len(b)
+        assert c.wait(timeout=60) == 0, c.stderr.read()
+        assert total == BODY
+        assert got.hexdigest() == digest.hexdigest()
+        assert p.stats()["cluster.backend.upstream_cx_http2_total"] == "1"
+    finally:
+        if relay:
+            relay.stop()
+        origin.terminate()
+        origin.wait(timeout=5)
+        log.close()

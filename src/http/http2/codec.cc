@@ -72,10 +72,24 @@ size_t Session::bufferedBytes(int32_t id) const {
   return it == streams_.end() ? 0 : it->second.out.size();
 }
 
+void Session::readDisable(int32_t id, bool disable) {
+  Stream* s = find(id);
+  if (!s) return;
+  if (disable) {
+    ++s->read_disabled;
+    return;
+  }
+  if (s->read_disabled == 0 || --s->read_disabled > 0) return;
+  if (s->unconsumed) {
+    nghttp2_session_consume(session_, id, s->unconsumed);
+    s->unconsumed = 0;
+  }
+}
+
 bool Session::dispatch(const char* data, size_t len) {
   ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
   if (rv < 0) {
-    uint32_t code = rv == NGHTTP2_ERR_HEADER_COMP ? NGHTTP2_COMPRESSION_ERROR
+    uint32_t code = rv == NGHTTP2_ERR_HEADER_COMP    ? NGHTTP2_COMPRESSION_ERROR
                     : rv == NGHTTP2_ERR_FLOW_CONTROL ? NGHTTP2_FLOW_CONTROL_ERROR
                                                      : NGHTTP2_PROTOCOL_ERROR;
     // nghttp2 usually queued a GOAWAY itself; make sure one goes out.
@@ -97,8 +111,7 @@ void Session::drainOutput(std::string& out) {
   }
 }
 
-bool Session::submitHeaders(int32_t id, const http::HeaderMap& h, bool end_stream,
-                            bool response) {
+bool Session::submitHeaders(int32_t id, const http::HeaderMap& h, bool end_stream, bool response) {
   std::string tmp;
   auto nva = toNv(h, !response, tmp);
   Stream& s = streams_[id];
@@ -234,10 +247,19 @@ int Session::onFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* u) {
   }
 }
 
-int Session::onDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                         void* u) {
+int Session::onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                         size_t len, void* u) {
   auto* self = static_cast<Session*>(u);
-  if (!self->find(id)) return 0;
+  Stream* s = self->find(id);
+  // Automatic window updates are off (see the constructors): every delivered byte is given back
+  // here, or once its stream reads again. nghttp2 itself accounts for padding and for DATA it
+  // discards.
+  if (s && s->read_disabled) {
+    s->unconsumed += len;
+  } else {
+    nghttp2_session_consume(session, id, len);
+  }
+  if (!s) return 0;
   self->cb_.onStreamData(id, std::string_view(reinterpret_cast<const char*>(data), len), false);
   return 0;
 }
@@ -246,6 +268,11 @@ int Session::onStreamCloseCb(nghttp2_session*, int32_t id, uint32_t error_code, 
   auto* self = static_cast<Session*>(u);
   auto it = self->streams_.find(id);
   if (it == self->streams_.end()) return 0;
+  // Bytes a paused stream held still count against the connection's window.
+  if (it->second.unconsumed) {
+    nghttp2_session_consume_connection(self->session_, it->second.unconsumed);
+    it->second.unconsumed = 0;
+  }
   if (error_code != NGHTTP2_NO_ERROR) self->cb_.onStreamReset(id, error_code);
   self->streams_.erase(id);
   self->cb_.onStreamClose(id);
@@ -259,6 +286,7 @@ ServerSession::ServerSession(ServerCallbacks& cb, const ServerSettings& s) : Ses
   nghttp2_option* opt;
   nghttp2_option_new(&opt);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_session_server_new2(&session_, callbacks(), this, opt);
   nghttp2_option_del(opt);
   nghttp2_settings_entry iv[] = {
@@ -293,7 +321,11 @@ bool ServerSession::wantsClose() const {
 
 ClientSession::ClientSession(ClientCallbacks& cb, const ClientSettings& s) : Session(cb) {
   server_ = false;
-  nghttp2_session_client_new(&session_, callbacks(), this);
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_session_client_new2(&session_, callbacks(), this, opt);
+  nghttp2_option_del(opt);
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, s.initial_stream_window_size},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -305,7 +337,8 @@ ClientSession::ClientSession(ClientCallbacks& cb, const ClientSettings& s) : Ses
 
 bool ClientSession::canSubmit() const {
   if (goaway_) return false;
-  uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  uint32_t max =
+      nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return streams_.size() < max;
 }
 

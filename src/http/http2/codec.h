@@ -1,8 +1,11 @@
 #pragma once
 // Pure HTTP/2 codec on nghttp2 (mem_recv / mem_send): bytes in, callbacks out; no sockets, no
 // timers. ServerSession serves downstream streams; ClientSession multiplexes upstream requests.
-// Flow control: nghttp2 sends WINDOW_UPDATEs automatically as data is consumed. Outgoing bodies
-// are buffered per stream and handed to nghttp2 through deferred data providers.
+// Flow control: received DATA gives its window back (WINDOW_UPDATE, stream and connection) as it
+// is delivered, except on a stream whose reading is disabled (readDisable): its bytes stay
+// unacknowledged until reading is enabled again, so the peer stops after one window (Envoy's
+// per-stream flow control). Outgoing bodies are buffered per stream (bufferedBytes) and handed to
+// nghttp2 through deferred data providers as the peer's window allows.
 // Not thread-safe: a session lives on one worker.
 #include <nghttp2/nghttp2.h>
 
@@ -66,7 +69,11 @@ class Session {
   void submitTrailers(int32_t stream_id, const http::HeaderMap& trailers);
   void resetStream(int32_t stream_id, uint32_t error_code);
   size_t activeStreams() const { return streams_.size(); }
+  // Body bytes of the stream waiting for the peer's window.
   size_t bufferedBytes(int32_t stream_id) const;
+  // Stops (true) or resumes (false) giving the stream's received bytes back to the peer's
+  // window; calls nest (a count). Resuming returns what was held: drainOutput afterwards.
+  void readDisable(int32_t stream_id, bool disable);
 
  protected:
   explicit Session(Callbacks& cb);
@@ -79,10 +86,11 @@ class Session {
     std::optional<http::HeaderMap> trailers;
     bool got_headers = false;
     bool remote_ended = false;
+    uint32_t read_disabled = 0;  // readDisable count
+    size_t unconsumed = 0;       // received while disabled, not yet given back to the window
   };
   Stream* find(int32_t id);
-  bool submitHeaders(int32_t stream_id, const http::HeaderMap& h, bool end_stream,
-                     bool response);
+  bool submitHeaders(int32_t stream_id, const http::HeaderMap& h, bool end_stream, bool response);
   static nghttp2_session_callbacks* callbacks();
 
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* u);
@@ -92,8 +100,8 @@ class Session {
   static int onDataChunk(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* data,
                          size_t len, void* u);
   static int onStreamCloseCb(nghttp2_session*, int32_t id, uint32_t error_code, void* u);
-  static ssize_t readData(nghttp2_session*, int32_t id, uint8_t* buf, size_t len,
-                          uint32_t* flags, nghttp2_data_source* src, void* u);
+  static ssize_t readData(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                          nghttp2_data_source* src, void* u);
 
   Callbacks& cb_;
   nghttp2_session* session_ = nullptr;

@@ -33,6 +33,9 @@ ActiveStream::ActiveStream(HttpConnection& conn, ResponseSink& sink, http::Proto
   } else {
     st.downstream_rq_http1_total->inc();
   }
+  // A stream that starts while the connection's write buffer is high starts paused; the
+  // connection's "low" later counts down this one too.
+  if (conn.aboveWriteHighWatermark()) downstream_above_ = 1;
   idle_timeout_ = conn.config().stream_idle_timeout;
   if (idle_timeout_.count() > 0) armIdleTimer();
   if (conn.config().request_timeout.count() > 0) {
@@ -252,7 +255,7 @@ void ActiveStream::runDecodeFilters(size_t from, bool headers_pending) {
   stopped_ = false;
   if (buffer_read_disabled_) {
     buffer_read_disabled_ = false;
-    conn_.readDisable(false);
+    readDisable(false);
   }
   if (!buffered_body_.empty() || buffered_end_) {
     std::string body = std::move(buffered_body_);
@@ -287,7 +290,7 @@ void ActiveStream::decodeData(std::string_view data, bool end_stream) {
     uint32_t limit = conn_.bufferLimit();
     if (limit && buffered_body_.size() > limit && !buffer_read_disabled_) {
       buffer_read_disabled_ = true;
-      conn_.readDisable(true);
+      readDisable(true);
     }
     return;
   }
@@ -377,7 +380,20 @@ void ActiveStream::resetDownstream(std::string_view details) {
 }
 
 void ActiveStream::onDownstreamWatermark(bool above) {
+  if (above) {
+    if (downstream_above_++ > 0) return;
+  } else if (downstream_above_ == 0 || --downstream_above_ > 0) {
+    return;
+  }
   if (router_ && !finished_) router_->onDownstreamWatermark(above);
+}
+
+void ActiveStream::readDisable(bool disable) {
+  if (conn_.isHttp2()) {
+    conn_.readDisableStream(stream_id, disable);
+  } else {
+    conn_.readDisable(disable);
+  }
 }
 
 void ActiveStream::onDownstreamReset(std::string_view details) {
@@ -435,7 +451,7 @@ void ActiveStream::finish() {
   if (response_complete_) info_.last_downstream_tx_byte = info_.request_complete;
   if (buffer_read_disabled_) {
     buffer_read_disabled_ = false;
-    conn_.readDisable(false);
+    readDisable(false);
   }
   for (auto& [name, f] : filters_) f->onDestroy();
   auto& st = *conn_.config().stats;

@@ -51,8 +51,14 @@ class ActiveStream final : public filters::FilterCallbacks {
   void encodeTrailers(http::HeaderMap&& trailers);
   // Upstream failed after the response started: abort the downstream stream.
   void resetDownstream(std::string_view details);
-  // The connection's write buffer crossed a watermark (HttpConnection::aboveWriteHighWatermark).
+  // The connection's write buffer, or (HTTP/2) this stream's response bytes waiting for the
+  // client's window, crossed a watermark; counted, since both can be high at once.
   void onDownstreamWatermark(bool above);
+  bool aboveDownstreamWatermark() const { return downstream_above_ > 0; }
+  // Flow control towards the client: stop (true) or resume reading this request. HTTP/1 pauses
+  // the connection; HTTP/2 holds back this stream's window (its siblings keep flowing).
+  // Counted per holder.
+  void readDisable(bool disable);
 
   // filters::FilterCallbacks
   void continueDecoding() override;
@@ -106,6 +112,7 @@ class ActiveStream final : public filters::FilterCallbacks {
   // Body buffered while a filter holds the headers went over the buffer limit: the connection
   // stops reading until the filters continue (Envoy's StopIterationAndWatermark).
   bool buffer_read_disabled_ = false;
+  uint32_t downstream_above_ = 0;  // onDownstreamWatermark count
   bool request_complete_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;

@@ -18,6 +18,7 @@ ClusterRuntime::ClusterRuntime(Server& server, std::shared_ptr<const upstream::C
       config_(std::move(cfg)),
       stats_(std::move(stats)),
       pool_settings_(std::move(pool_settings)),
+      use_downstream_protocol_(config_->protocol == upstream::UpstreamProtocol::UseDownstream),
       resources_(std::make_unique<upstream::ResourceManager>(config_->thresholds)),
       hosts_(std::make_shared<const upstream::HostList>()) {
   if (config_->outlier.enabled) {
@@ -275,14 +276,16 @@ void WorkerCluster::setHosts(std::shared_ptr<const upstream::HostList> hosts) {
     lb_ = upstream::createLoadBalancer(runtime_->config(), hosts_, worker_.random());
   }
   // Drop pools of hosts that left; their connections finish what they carry.
-  for (auto it = pools_.begin(); it != pools_.end();) {
-    bool present = false;
-    for (const auto& h : *hosts_) present |= h->label == it->first;
-    if (!present && !runtime_->isOriginalDst()) {
-      it->second->drain();
-      it = pools_.erase(it);
-    } else {
-      ++it;
+  for (auto* pools : {&pools_, &h2_pools_}) {
+    for (auto it = pools->begin(); it != pools->end();) {
+      bool present = false;
+      for (const auto& h : *hosts_) present |= h->label == it->first;
+      if (!present && !runtime_->isOriginalDst()) {
+        it->second->drain();
+        it = pools->erase(it);
+      } else {
+        ++it;
+      }
     }
   }
 }
@@ -310,24 +313,32 @@ std::optional<HostChoice> WorkerCluster::chooseHost(
   return c;
 }
 
-ConnPool& WorkerCluster::pool(const HostChoice& h) {
-  auto& p = pools_[h.label];
+ConnPool& WorkerCluster::pool(const HostChoice& h, http::Protocol downstream) {
+  bool h2 = runtime_->useDownstreamProtocol() && downstream == http::Protocol::Http2;
+  auto& p = (h2 ? h2_pools_ : pools_)[h.label];
   if (!p) {
-    p = std::make_unique<ConnPool>(worker_.loop(), *runtime_, h.address, h.label,
-                                   runtime_->poolSettings());
+    PoolSettings settings = runtime_->poolSettings();
+    if (h2) settings.codec = PoolSettings::Codec::Http2;
+    p = std::make_unique<ConnPool>(worker_.loop(), *runtime_, h.address, h.label, settings);
   }
   return *p;
 }
 
-void WorkerCluster::shutdown() { pools_.clear(); }
+void WorkerCluster::shutdown() {
+  pools_.clear();
+  h2_pools_.clear();
+}
 
 void WorkerCluster::drain() {
   for (auto& [label, p] : pools_) p->drain();
+  for (auto& [label, p] : h2_pools_) p->drain();
 }
 
 bool WorkerCluster::idle() const {
-  for (const auto& [label, p] : pools_) {
-    if (!p->idle()) return false;
+  for (const auto* pools : {&pools_, &h2_pools_}) {
+    for (const auto& [label, p] : *pools) {
+      if (!p->idle()) return false;
+    }
   }
   return true;
 }

@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "http/header_map.h"
 #include "net/address.h"
 #include "proxy/server/conn_pool.h"
 
@@ -59,7 +60,8 @@ class ClusterRuntime {
   ClusterStats& stats() { return *stats_; }
   const PoolSettings& poolSettings() const { return pool_settings_; }
   bool isOriginalDst() const;
-  bool isHttp2() const { return pool_settings_.http2; }
+  // use_downstream_protocol_config: requests pick their pool by their downstream protocol.
+  bool useDownstreamProtocol() const { return use_downstream_protocol_; }
 
   // Circuit breakers (any worker).
   bool tryAcquireConnection();
@@ -98,6 +100,7 @@ class ClusterRuntime {
   std::shared_ptr<const upstream::ClusterConfig> config_;
   std::shared_ptr<ClusterStats> stats_;
   PoolSettings pool_settings_;
+  bool use_downstream_protocol_ = false;
   std::unique_ptr<upstream::ResourceManager> resources_;
   std::unique_ptr<upstream::OutlierDetector> outlier_;
   std::unique_ptr<upstream::HealthChecker> health_checker_;
@@ -119,7 +122,9 @@ class WorkerCluster {
   std::optional<HostChoice> chooseHost(std::optional<uint64_t> hash,
                                        const std::optional<net::Endpoint>& original_dst,
                                        const upstream::Host* exclude);
-  ConnPool& pool(const HostChoice& h);
+  // The pool for `h`; `downstream` is the protocol of the request being proxied (clusters with
+  // use_downstream_protocol_config keep an HTTP/1 and an HTTP/2 pool per host).
+  ConnPool& pool(const HostChoice& h, http::Protocol downstream);
   void setHosts(std::shared_ptr<const std::vector<std::shared_ptr<upstream::Host>>> hosts);
   void shutdown();
   // Closes idle connections; in-flight requests finish on the old pools.
@@ -131,7 +136,8 @@ class WorkerCluster {
   std::shared_ptr<ClusterRuntime> runtime_;
   std::shared_ptr<const std::vector<std::shared_ptr<upstream::Host>>> hosts_;
   std::unique_ptr<upstream::LoadBalancer> lb_;  // built on the first pick (see setHosts)
-  std::map<std::string, std::unique_ptr<ConnPool>> pools_;  // by "ip:port"
+  std::map<std::string, std::unique_ptr<ConnPool>> pools_;     // by "ip:port"
+  std::map<std::string, std::unique_ptr<ConnPool>> h2_pools_;  // use_downstream: HTTP/2 ones
 };
 
 // All clusters of one worker.

@@ -70,8 +70,13 @@ void PoolStream::onConnectionWatermark(bool above) {
   reportWatermark();
 }
 
+void PoolStream::onStreamWatermark(bool above) {
+  stream_above_ = above;
+  reportWatermark();
+}
+
 void PoolStream::reportWatermark() {
-  bool above = pending_above_ || connection_above_;
+  bool above = pending_above_ || connection_above_ || stream_above_;
   if (above == reported_above_) return;
   reported_above_ = above;
   if (callbacks_) callbacks_->onUpstreamWatermark(above);
@@ -143,7 +148,16 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
  public:
   explicit Connection(ConnPool& pool)
       : pool_(&pool), transport_(asio::ip::tcp::socket(pool.loop())), timer_(pool.loop()) {}
+  // Takes over the connected (and handshaken) transport of an ALPN pool's connection.
+  Connection(ConnPool& pool, net::Transport&& transport, std::string local_address)
+      : pool_(&pool),
+        transport_(std::move(transport)),
+        timer_(pool.loop()),
+        local_address_(std::move(local_address)) {}
   ~Connection() override = default;
+
+  // The successor of an ALPN pool's connection starts where onTransportReady would have.
+  void adoptReady() { becomeReady(); }
 
   void connect() {
     auto self = shared_from_this();
@@ -243,11 +257,27 @@ class ConnPool::Connection : public StreamSink, public std::enable_shared_from_t
 
   void onTransportReady() {
     timer_.cancel();
+    if (handsOver() && pool_) {
+      // Nothing is in flight on the transport now; the successor owns it from here. This
+      // object stays alive (the handshake handler holds it) but is no longer the pool's.
+      state_ = State::Closed;
+      ConnPool* p = pool_;
+      pool_ = nullptr;
+      p->onAlpnNegotiated(*this, std::move(transport_), local_address_);
+      return;
+    }
+    becomeReady();
+  }
+
+  void becomeReady() {
     state_ = State::Ready;
     onReady();
     startRead();
     if (pool_) pool_->onConnectionReady(*this);
   }
+
+  // An ALPN pool's connection: its codec is chosen after the handshake (onAlpnNegotiated).
+  virtual bool handsOver() const { return false; }
 
   void onConnectFailed(const std::string& reason) {
     if (state_ == State::Closed) return;
@@ -377,6 +407,8 @@ namespace {
 class Http1Connection final : public ConnPool::Connection, public http1::ClientCallbacks {
  public:
   explicit Http1Connection(ConnPool& pool) : Connection(pool), codec_(*this) {}
+  Http1Connection(ConnPool& pool, net::Transport&& t, std::string local)
+      : Connection(pool, std::move(t), std::move(local)), codec_(*this) {}
 
   bool idle() const override { return state_ == State::Ready && stream_ == nullptr; }
   bool canTakeStream() const override { return idle(); }
@@ -501,6 +533,8 @@ class Http1Connection final : public ConnPool::Connection, public http1::ClientC
 class Http2Connection final : public ConnPool::Connection, public http2::ClientCallbacks {
  public:
   explicit Http2Connection(ConnPool& pool) : Connection(pool) {}
+  Http2Connection(ConnPool& pool, net::Transport&& t, std::string local)
+      : Connection(pool, std::move(t), std::move(local)) {}
 
   bool idle() const override { return state_ == State::Ready && streams_.empty(); }
   bool canTakeStream() const override {
@@ -524,26 +558,33 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
     }
     s.stream_id = id;
     streams_[id] = &s;
+    // Paused before it had an id (PoolStream::bind replays the pause first).
+    if (s.readDisabled()) session_->readDisable(id, true);
     flush();
   }
   void sendData(PoolStream& s, std::string_view d, bool end) override {
     if (s.stream_id < 0) return;
     session_->submitData(s.stream_id, d, end);
     flush();
+    checkStreamWatermark(s);
   }
   void sendTrailers(PoolStream& s, const http::HeaderMap& t) override {
     if (s.stream_id < 0) return;
     session_->submitTrailers(s.stream_id, t);
     flush();
   }
-  // Pausing the connection would stall every stream on it. Per-stream pausing needs the codec to
-  // hold back WINDOW_UPDATEs (it consumes data at once today), so an HTTP/2 upstream is not
-  // paused by a slow downstream yet.
-  void readDisable(PoolStream&, bool) override {}
+  // Pausing the connection would stall every stream on it: the stream's received bytes stop
+  // returning to the upstream's window instead, so only this stream's response stops after one
+  // window.
+  void readDisable(PoolStream& s, bool disable) override {
+    if (s.stream_id < 0 || !session_) return;  // applied in sendHeaders once it has an id
+    session_->readDisable(s.stream_id, disable);
+    if (!disable) flush();  // the WINDOW_UPDATEs it held
+  }
   void resetStream(PoolStream& s) override {
     std::erase(attached_, &s);
     if (s.stream_id >= 0) {
-      streams_.erase(s.stream_id);
+      if (streams_.erase(s.stream_id)) forgetStream(s);
       session_->resetStream(s.stream_id, 0x8 /* CANCEL */);
       flush();
     }
@@ -567,6 +608,7 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
   void onStreamReset(int32_t id, uint32_t error_code) override {
     if (auto* s = find(id)) {
       streams_.erase(id);
+      forgetStream(*s);
       s->fail(error_code == 0x7 ? ResetReason::RemoteReset : ResetReason::RemoteReset,
               error_code == 0x7 ? "refused stream" : "remote reset");
     }
@@ -574,6 +616,7 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
   void onStreamClose(int32_t id) override {
     if (auto* s = find(id)) {
       streams_.erase(id);
+      forgetStream(*s);
       s->detachFromSink();
     }
     maybeIdle();
@@ -599,6 +642,27 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
     write(std::move(out));
   }
 
+  // Envoy's per-stream send buffer watermark: request bytes the upstream has no window for wait
+  // in the codec, not in the connection's write buffer.
+  void checkStreamWatermark(PoolStream& s) {
+    uint32_t limit = pool_ ? pool_->settings().buffer_limit : 0;
+    if (auto crossed = s.send_watermark.update(session_->bufferedBytes(s.stream_id), limit)) {
+      if (*crossed) ++high_streams_;
+      if (!*crossed && high_streams_) --high_streams_;
+      s.onStreamWatermark(*crossed);
+    }
+  }
+  // After the upstream opened windows: streams whose unsent bytes went low again resume.
+  void checkHighStreams() {
+    if (high_streams_ == 0) return;
+    for (auto& [id, s] : streams_) {
+      if (s->send_watermark.high()) checkStreamWatermark(*s);
+    }
+  }
+  void forgetStream(PoolStream& s) {
+    if (s.send_watermark.high() && high_streams_) --high_streams_;
+  }
+
   void maybeIdle() {
     if (streams_.empty() && attached_.empty() && pool_) {
       if (goaway_) {
@@ -613,6 +677,7 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
     auto self = shared_from_this();
     bool ok = session_->dispatch(data, n);
     flush();
+    checkHighStreams();
     if (!ok) {
       close(ResetReason::ProtocolError, "protocol error");
       return;
@@ -628,6 +693,7 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
   void failStreams(ResetReason reason, std::string_view details) override {
     auto streams = std::move(streams_);
     streams_.clear();
+    high_streams_ = 0;
     auto attached = std::move(attached_);
     attached_.clear();
     std::string d =
@@ -644,6 +710,30 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
   std::unordered_map<int32_t, PoolStream*> streams_;
   std::vector<PoolStream*> attached_;
   bool goaway_ = false;
+  size_t high_streams_ = 0;  // streams whose send_watermark is high
+};
+
+// === ALPN (auto_config): connects and handshakes, then hands over to the negotiated codec ===
+
+class AlpnConnection final : public ConnPool::Connection {
+ public:
+  explicit AlpnConnection(ConnPool& pool) : Connection(pool) {}
+  bool idle() const override { return false; }
+  bool canTakeStream() const override { return false; }
+  // Streams wait in the pool until the successor is ready; none is ever bound here.
+  void attach(PoolStream&) override {}
+  void sendHeaders(PoolStream&, const http::HeaderMap&, bool) override {}
+  void sendData(PoolStream&, std::string_view, bool) override {}
+  void sendTrailers(PoolStream&, const http::HeaderMap&) override {}
+  void resetStream(PoolStream&) override {}
+  void readDisable(PoolStream&, bool) override {}
+
+ private:
+  bool handsOver() const override { return true; }
+  void onBytes(const char*, size_t) override {}
+  void onRemoteClose() override { close(ResetReason::ConnectionTermination, ""); }
+  void onWatermark(bool) override {}
+  void failStreams(ResetReason, std::string_view) override {}
 };
 
 }  // namespace
@@ -656,7 +746,8 @@ ConnPool::ConnPool(asio::io_context& loop, ClusterRuntime& cluster, net::Endpoin
       cluster_(cluster),
       address_(address),
       host_label_(std::move(host_label)),
-      settings_(settings) {}
+      settings_(settings),
+      http2_(settings.codec == PoolSettings::Codec::Http2) {}
 
 ConnPool::~ConnPool() {
   for (auto* s : pending_) s->detachFromPool();
@@ -677,7 +768,7 @@ std::unique_ptr<PoolStream> ConnPool::newStream(UpstreamCallbacks& cb) {
     }
   }
   // HTTP/2: a connection still connecting will take every waiting stream.
-  bool connecting_h2 = settings_.http2 && connecting_ > 0;
+  bool connecting_h2 = http2_ && connecting_ > 0;
   if (!connecting_h2 && cluster_.tryAcquireConnection()) {
     pending_.push_back(s.get());
     createConnection();
@@ -712,10 +803,19 @@ void ConnPool::cancelPending(PoolStream& s) {
 
 void ConnPool::createConnection() {
   std::shared_ptr<Connection> c;
-  if (settings_.http2) {
-    c = std::make_shared<Http2Connection>(*this);
-  } else {
-    c = std::make_shared<Http1Connection>(*this);
+  switch (settings_.codec) {
+    case PoolSettings::Codec::Http2:
+      c = std::make_shared<Http2Connection>(*this);
+      cluster_.stats().upstream_cx_http2_total->inc();
+      break;
+    case PoolSettings::Codec::Http1:
+      c = std::make_shared<Http1Connection>(*this);
+      cluster_.stats().upstream_cx_http1_total->inc();
+      break;
+    case PoolSettings::Codec::Alpn:
+      // Counted as HTTP/1 or HTTP/2 once the handshake decided (onAlpnNegotiated).
+      c = std::make_shared<AlpnConnection>(*this);
+      break;
   }
   ++connecting_;
   conns_.push_back(c);
@@ -740,7 +840,7 @@ void ConnPool::attachPending() {
     }
     if (!target) {
       // HTTP/1: every connection is busy; open another if the breaker allows.
-      if (!settings_.http2 && connecting_ < pending_.size() && cluster_.tryAcquireConnection()) {
+      if (!http2_ && connecting_ < pending_.size() && cluster_.tryAcquireConnection()) {
         createConnection();
       }
       return;
@@ -753,6 +853,29 @@ void ConnPool::attachPending() {
     }
     target->attach(*s);
   }
+}
+
+void ConnPool::onAlpnNegotiated(Connection& c, net::Transport&& transport,
+                                std::string local_address) {
+  // "h2" selects HTTP/2; anything else (http/1.1, a custom protocol, no ALPN) is HTTP/1.1.
+  bool h2 = transport.alpn() == "h2";
+  http2_ = h2;
+  std::shared_ptr<Connection> next;
+  if (h2) {
+    next = std::make_shared<Http2Connection>(*this, std::move(transport), std::move(local_address));
+    cluster_.stats().upstream_cx_http2_total->inc();
+  } else {
+    next = std::make_shared<Http1Connection>(*this, std::move(transport), std::move(local_address));
+    cluster_.stats().upstream_cx_http1_total->inc();
+  }
+  // Same slot, same circuit-breaker connection: only the object changes.
+  for (auto& slot : conns_) {
+    if (slot.get() == &c) {
+      slot = next;
+      break;
+    }
+  }
+  next->adoptReady();
 }
 
 void ConnPool::onStreamDone(Connection& c) {

@@ -1,7 +1,10 @@
 #pragma once
-// Per-worker upstream connection pools, one per (cluster, host). HTTP/1.1 pools keep idle
-// keep-alive connections and run one request per connection at a time; HTTP/2 pools multiplex
-// streams over one connection (a new one when the current one drains or is full).
+// Per-worker upstream connection pools, one per (cluster, host, protocol). HTTP/1.1 pools keep
+// idle keep-alive connections and run one request per connection at a time; HTTP/2 pools
+// multiplex streams over one connection (a new one when the current one drains or is full).
+// ALPN pools (auto_config, Envoy's "mixed" pool) offer h2 and http/1.1 over TLS and let each
+// connection's handshake decide its codec; once one connection negotiated h2 the pool counts on
+// HTTP/2 for the connections it opens next.
 // Circuit breakers (shared by workers) bound connections, pending requests and requests.
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -16,6 +19,8 @@
 #include "http/header_map.h"
 #include "net/address.h"
 #include "net/tls.h"
+#include "net/transport.h"
+#include "net/watermark.h"
 #include "proxy/server/upstream_stream.h"
 
 namespace mast::proxy::server {
@@ -57,7 +62,11 @@ class PoolStream final : public UpstreamStream {
   void fail(ResetReason r, std::string_view details);
   // The connection's write buffer crossed a watermark (see UpstreamCallbacks::onUpstreamWatermark).
   void onConnectionWatermark(bool above);
-  int32_t stream_id = -1;  // HTTP/2 stream id once bound
+  // HTTP/2: this stream's request bytes waiting for the upstream's window crossed a watermark.
+  void onStreamWatermark(bool above);
+  bool readDisabled() const { return read_disabled_; }
+  net::Watermark send_watermark;  // HTTP/2: the stream's unsent request bytes
+  int32_t stream_id = -1;         // HTTP/2 stream id once bound
   bool request_complete = false;
 
  private:
@@ -74,6 +83,7 @@ class PoolStream final : public UpstreamStream {
   // Watermarks: the body buffered here while unbound, and the bound connection's write buffer.
   bool pending_above_ = false;
   bool connection_above_ = false;
+  bool stream_above_ = false;
   bool reported_above_ = false;
   void reportWatermark();
 };
@@ -82,8 +92,9 @@ struct PoolSettings {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds idle_timeout{3600 * 1000};
   uint32_t max_requests_per_connection = 0;  // 0 = unlimited
-  bool http2 = false;
-  std::shared_ptr<const net::TlsContext> tls;  // null: plaintext
+  enum class Codec { Http1, Http2, Alpn };   // Alpn: per connection, from the TLS handshake
+  Codec codec = Codec::Http1;
+  std::shared_ptr<const net::TlsContext> tls;  // null: plaintext (Alpn needs TLS)
   std::string sni;
   std::optional<net::Endpoint> source_address;  // upstream_bind_config
   // per_connection_buffer_limit_bytes: a connection's write buffer above this pauses the
@@ -113,6 +124,9 @@ class ConnPool {
   void onConnectionReady(Connection& c);
   void onConnectionClosed(Connection& c);
   void onStreamDone(Connection& c);
+  // An ALPN pool's connection finished its handshake: a connection of the negotiated codec takes
+  // over its transport and replaces it.
+  void onAlpnNegotiated(Connection& c, net::Transport&& transport, std::string local_address);
   // Closes idle connections (drain); active ones finish.
   void drain();
   size_t activeConnections() const { return conns_.size(); }
@@ -121,6 +135,8 @@ class ConnPool {
  private:
   void attachPending();
   void createConnection();
+  // HTTP/2 connections take every waiting stream; HTTP/1 ones one at a time.
+  bool expectHttp2() const { return http2_; }
 
   asio::io_context& loop_;
   ClusterRuntime& cluster_;
@@ -132,6 +148,7 @@ class ConnPool {
   std::vector<PoolStream*> overflowed_;
   size_t connecting_ = 0;
   bool draining_ = false;
+  bool http2_ = false;  // Http2 pools; Alpn pools once a connection negotiated h2
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

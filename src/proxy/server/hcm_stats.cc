@@ -72,6 +72,8 @@ const Field<stats::Counter> kCounters[] = {
     {"upstream_cx_none_healthy", &ClusterStats::upstream_cx_none_healthy},
     {"upstream_cx_destroy", &ClusterStats::upstream_cx_destroy},
     {"upstream_cx_idle_timeout", &ClusterStats::upstream_cx_idle_timeout},
+    {"upstream_cx_http1_total", &ClusterStats::upstream_cx_http1_total},
+    {"upstream_cx_http2_total", &ClusterStats::upstream_cx_http2_total},
     {"upstream_rq_total", &ClusterStats::upstream_rq_total},
     {"upstream_rq_completed", &ClusterStats::upstream_rq_completed},
     {"upstream_rq_pending_overflow", &ClusterStats::upstream_rq_pending_overflow},

@@ -61,6 +61,8 @@ struct ClusterStats {
   stats::Counter* upstream_cx_none_healthy;
   stats::Counter* upstream_cx_destroy;
   stats::Counter* upstream_cx_idle_timeout;
+  stats::Counter* upstream_cx_http1_total;
+  stats::Counter* upstream_cx_http2_total;
   stats::Counter* upstream_rq_total;
   stats::Gauge* upstream_rq_active;
   stats::Counter* upstream_rq_completed;

@@ -190,6 +190,7 @@ class Http2Downstream final : public http2::ServerCallbacks {
     }
     void writeData(std::string_view data, bool end_stream) override {
       owner->session_->submitData(id, data, end_stream);
+      owner->checkStreamWatermark(id);
       owner->scheduleFlush();
     }
     void writeTrailers(const http::HeaderMap& trailers) override {
@@ -205,7 +206,34 @@ class Http2Downstream final : public http2::ServerCallbacks {
   struct Entry {
     std::unique_ptr<StreamSink> sink;
     std::unique_ptr<ActiveStream> stream;
+    // Response bytes waiting for the client's window (Session::bufferedBytes) against the
+    // connection's buffer limit: high pauses the stream's upstream response.
+    net::Watermark watermark;
   };
+
+  // Envoy's per-stream send buffer watermark: a client that does not open its window fills the
+  // stream's buffer, not the connection's, so the connection's watermark would not see it.
+  void checkStreamWatermark(int32_t id) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return;
+    auto crossed = it->second.watermark.update(session_->bufferedBytes(id), conn_.bufferLimit());
+    if (!crossed) return;
+    if (*crossed) ++high_streams_;
+    if (!*crossed && high_streams_) --high_streams_;
+    if (it->second.stream) it->second.stream->onDownstreamWatermark(*crossed);
+  }
+  // After output drained (the client opened windows): streams that went low again resume.
+  void checkHighStreams() {
+    if (high_streams_ == 0) return;
+    for (auto& [id, e] : streams_) {
+      if (e.watermark.high()) checkStreamWatermark(id);
+    }
+  }
+  void readDisable(int32_t id, bool disable) {
+    session_->readDisable(id, disable);
+    // Resuming queues WINDOW_UPDATEs.
+    if (!disable) scheduleFlush();
+  }
 
   void onBytes(const char* data, size_t n) {
     in_dispatch_ = true;
@@ -225,6 +253,7 @@ class Http2Downstream final : public http2::ServerCallbacks {
     std::string out;
     session_->drainOutput(out);
     if (!out.empty()) conn_.write(out);
+    checkHighStreams();
   }
   // Coalesces writes of several streams handled in one loop iteration.
   void scheduleFlush() {
@@ -250,6 +279,7 @@ class Http2Downstream final : public http2::ServerCallbacks {
   void onConnectionClosed() {
     auto streams = std::move(streams_);
     streams_.clear();
+    high_streams_ = 0;
     for (auto& [id, e] : streams) {
       if (e.stream) e.stream->onDownstreamReset("downstream_remote_disconnect");
     }
@@ -284,6 +314,7 @@ class Http2Downstream final : public http2::ServerCallbacks {
     if (auto it = streams_.find(id); it != streams_.end() && it->second.stream) {
       auto e = std::move(it->second);
       streams_.erase(it);
+      if (e.watermark.high() && high_streams_) --high_streams_;
       e.stream->onDownstreamReset("http2.remote_reset");
       deferDelete(std::move(e));
     }
@@ -292,6 +323,7 @@ class Http2Downstream final : public http2::ServerCallbacks {
     if (auto it = streams_.find(id); it != streams_.end()) {
       auto e = std::move(it->second);
       streams_.erase(it);
+      if (e.watermark.high() && high_streams_) --high_streams_;
       if (e.stream && !e.stream->complete()) e.stream->onDownstreamReset("http2.stream_closed");
       deferDelete(std::move(e));
     }
@@ -313,6 +345,7 @@ class Http2Downstream final : public http2::ServerCallbacks {
   std::unordered_map<int32_t, Entry> streams_;
   bool in_dispatch_ = false;
   bool flush_scheduled_ = false;
+  size_t high_streams_ = 0;  // entries whose watermark is high
 };
 
 // === HttpConnection ===
@@ -398,6 +431,10 @@ void HttpConnection::readDisable(bool disable) {
     auto keep = std::move(paused_self_);
     startRead();
   }
+}
+
+void HttpConnection::readDisableStream(int32_t stream_id, bool disable) {
+  if (http2_ && !closed_) http2_->readDisable(stream_id, disable);
 }
 
 void HttpConnection::checkWatermarks() {

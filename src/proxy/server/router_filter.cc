@@ -36,11 +36,12 @@ uint32_t flagFor(ResetReason r) {
 class ShadowRequest final : public UpstreamCallbacks {
  public:
   static void start(asio::io_context& loop, WorkerCluster& cluster, const http::HeaderMap& headers,
-                    const std::string& body, std::optional<uint64_t> hash) {
+                    const std::string& body, std::optional<uint64_t> hash,
+                    http::Protocol downstream) {
     auto choice = cluster.chooseHost(hash, std::nullopt, nullptr);
     if (!choice) return;
     auto* self = new ShadowRequest(loop);
-    self->stream_ = cluster.pool(*choice).newStream(*self);
+    self->stream_ = cluster.pool(*choice, downstream).newStream(*self);
     self->stream_->sendHeaders(headers, body.empty());
     if (!body.empty()) self->stream_->sendData(body, true);
   }
@@ -233,7 +234,8 @@ void RouterFilter::startMirrors() {
     if (!cluster) continue;
     http::HeaderMap h = upstream_headers_;
     h.set(":authority", shadowAuthority(h.authority()));
-    ShadowRequest::start(stream_.eventLoop(), *cluster, h, body_, hash_);
+    ShadowRequest::start(stream_.eventLoop(), *cluster, h, body_, hash_,
+                         stream_.streamInfo().protocol);
   }
 }
 
@@ -286,8 +288,8 @@ void RouterFilter::startAttempt() {
   if (attempts_ > 1 || route_->retryPolicy()) {
     h.set("x-envoy-attempt-count", std::to_string(attempts_));
   }
-  upstream_ = cluster_->pool(*host).newStream(*this);
-  if (stream_.connection().aboveWriteHighWatermark()) upstream_->readDisable(true);
+  upstream_ = cluster_->pool(*host, stream_.streamInfo().protocol).newStream(*this);
+  if (stream_.aboveDownstreamWatermark()) upstream_->readDisable(true);
   bool end = request_end_ && !trailers_ && (attempts_ == 1 || body_.empty());
   if (attempts_ == 1) {
     upstream_->sendHeaders(h, request_end_ && !trailers_ && body_.empty() && request_end_);
@@ -316,7 +318,7 @@ void RouterFilter::cleanupAttempt() {
   releaseHost();
   if (downstream_read_disabled_) {
     downstream_read_disabled_ = false;
-    stream_.connection().readDisable(false);
+    stream_.readDisable(false);
   }
   try_deadline_.cancel();
   if (upstream_) {
@@ -333,7 +335,7 @@ void RouterFilter::cleanupAttempt() {
 void RouterFilter::onUpstreamWatermark(bool above) {
   if (above == downstream_read_disabled_ || (above && done_)) return;
   downstream_read_disabled_ = above;
-  stream_.connection().readDisable(above);
+  stream_.readDisable(above);
 }
 
 void RouterFilter::onDownstreamWatermark(bool above) {

@@ -48,7 +48,8 @@ class RouterFilter final : public filters::HttpFilter, public UpstreamCallbacks 
   void onUpstreamTrailers(http::HeaderMap&& trailers) override;
   void onUpstreamReset(ResetReason reason, std::string_view details) override;
   void onUpstreamWatermark(bool above) override;
-  // The downstream's write buffer crossed a watermark: pause or resume the upstream response.
+  // The downstream cannot take the response as fast (its connection's write buffer or, HTTP/2, the
+  // stream's unsent bytes crossed a watermark): pause or resume reading the upstream response.
   void onDownstreamWatermark(bool above);
 
  private:

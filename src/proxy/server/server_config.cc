@@ -130,11 +130,20 @@ Result<PoolSettings> Server::poolSettingsFor(const upstream::ClusterConfig& c) {
   ps.connect_timeout = c.connect_timeout;
   ps.idle_timeout = c.idle_timeout;
   ps.max_requests_per_connection = c.max_requests_per_connection;
-  ps.http2 = c.http2;
+  using P = upstream::UpstreamProtocol;
+  // use_downstream_protocol_config: HTTP/1 here; WorkerCluster::pool picks an HTTP/2 pool for
+  // HTTP/2 downstream requests.
+  ps.codec = c.protocol == P::Http2  ? PoolSettings::Codec::Http2
+             : c.protocol == P::Auto ? PoolSettings::Codec::Alpn
+                                     : PoolSettings::Codec::Http1;
   ps.source_address = c.source_address;
   ps.buffer_limit = c.per_connection_buffer_limit_bytes;
   if (c.tls) {
-    auto tls = net::TlsContext::createClient(*c.tls);
+    // auto_config offers "h2,http/1.1" unless the TLS context names its own protocols (Envoy's
+    // default ALPN for such clusters).
+    net::TlsContextConfig tls_cfg = *c.tls;
+    if (c.protocol == P::Auto && tls_cfg.alpn.empty()) tls_cfg.alpn = {"h2", "http/1.1"};
+    auto tls = net::TlsContext::createClient(tls_cfg);
     if (!tls) return Error{"transport_socket: " + tls.error()};
     ps.tls = *tls;
     ps.sni = c.tls->sni;

@@ -245,20 +245,51 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
     c->healthy_panic_threshold =
         static_cast<uint32_t>(p.common_lb_config().healthy_panic_threshold().value());
   }
-  // Upstream protocol: explicit HttpProtocolOptions (typed_extension_protocol_options) or the
-  // legacy http2_protocol_options field.
-  if (p.has_http2_protocol_options()) c->http2 = true;
+  // Upstream protocol: HttpProtocolOptions (typed_extension_protocol_options) or the legacy
+  // http2_protocol_options field.
+  if (p.has_http2_protocol_options()) c->protocol = UpstreamProtocol::Http2;
+  static const std::string kOptionsPath =
+      "typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions]";
   auto it = p.typed_extension_protocol_options().find(
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
   if (it != p.typed_extension_protocol_options().end()) {
     envoy::extensions::upstreams::http::v3::HttpProtocolOptions o;
-    if (!it->second.UnpackTo(&o)) {
-      return Error{
-          "typed_extension_protocol_options[envoy.extensions.upstreams.http.v3."
-          "HttpProtocolOptions]: expected HttpProtocolOptions"};
+    if (!it->second.UnpackTo(&o)) return Error{kOptionsPath + ": expected HttpProtocolOptions"};
+    using O = envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+    switch (o.upstream_protocol_options_case()) {
+      case O::kExplicitHttpConfig:
+        if (o.explicit_http_config().has_http3_protocol_options()) {
+          return Error{kOptionsPath +
+                       ".explicit_http_config.http3_protocol_options: HTTP/3 upstreams are not "
+                       "supported"};
+        }
+        c->protocol = o.explicit_http_config().has_http2_protocol_options()
+                          ? UpstreamProtocol::Http2
+                          : UpstreamProtocol::Http1;
+        break;
+      case O::kUseDownstreamProtocolConfig:
+        // Envoy: an HTTP/3 downstream falls back to HTTP/2 when HTTP/3 is not configured; we
+        // have no HTTP/3 on either side.
+        if (o.use_downstream_protocol_config().has_http3_protocol_options()) {
+          return Error{kOptionsPath +
+                       ".use_downstream_protocol_config.http3_protocol_options: HTTP/3 upstreams "
+                       "are not supported"};
+        }
+        c->protocol = UpstreamProtocol::UseDownstream;
+        break;
+      case O::kAutoConfig:
+        if (o.auto_config().has_http3_protocol_options()) {
+          return Error{kOptionsPath +
+                       ".auto_config.http3_protocol_options: HTTP/3 upstreams are not supported"};
+        }
+        c->protocol = UpstreamProtocol::Auto;
+        break;
+      case O::UPSTREAM_PROTOCOL_OPTIONS_NOT_SET:
+        // Envoy's validation requires one of the three.
+        return Error{kOptionsPath +
+                     ": one of explicit_http_config, use_downstream_protocol_config or "
+                     "auto_config is required"};
     }
-    if (o.has_explicit_http_config())
-      c->http2 = o.explicit_http_config().has_http2_protocol_options();
     if (o.has_common_http_protocol_options()) {
       const auto& ch = o.common_http_protocol_options();
       if (ch.has_idle_timeout()) c->idle_timeout = toMs(ch.idle_timeout());
@@ -282,6 +313,13 @@ Result<std::shared_ptr<const ClusterConfig>> ClusterConfig::create(const cv3::Cl
       return Error{"transport_socket: unsupported transport socket '" +
                    ts.typed_config().type_url() + "'"};
     }
+  }
+  // Envoy rejects ALPN-based protocol selection on a transport socket without ALPN (plaintext):
+  // "ALPN configured for cluster X which has a non-ALPN transport socket".
+  if (c->protocol == UpstreamProtocol::Auto && !c->tls) {
+    return Error{kOptionsPath + ".auto_config: ALPN configured for cluster " + c->name +
+                 " which has a non-ALPN transport socket (auto_config needs an "
+                 "envoy.transport_sockets.tls transport_socket)"};
   }
   if (p.has_upstream_bind_config()) {
     const auto& sa = p.upstream_bind_config().source_address();

@@ -73,6 +73,14 @@ struct HealthCheckConfig {
   std::vector<std::pair<uint32_t, uint32_t>> expected_statuses;  // [start, end)
 };
 
+// The upstream HTTP protocol (HttpProtocolOptions.upstream_protocol_options).
+enum class UpstreamProtocol {
+  Http1,          // explicit_http_config.http_protocol_options, or nothing configured
+  Http2,          // explicit_http_config.http2_protocol_options (or the legacy field)
+  UseDownstream,  // use_downstream_protocol_config: what the downstream request spoke
+  Auto,           // auto_config: what TLS ALPN negotiates per connection ("h2" or HTTP/1.1)
+};
+
 class ClusterConfig {
  public:
   static Result<std::shared_ptr<const ClusterConfig>> create(
@@ -94,7 +102,7 @@ class ClusterConfig {
   // Rare parts behind pointers (null: none): inline they cost ~330 bytes in every cluster.
   std::shared_ptr<const HealthCheckConfig> health_check;
   uint32_t healthy_panic_threshold = 50;
-  bool http2 = false;
+  UpstreamProtocol protocol = UpstreamProtocol::Http1;
   std::chrono::milliseconds idle_timeout{3600 * 1000};
   uint32_t max_requests_per_connection = 0;
   std::shared_ptr<const net::TlsContextConfig> tls;
