@@ -259,10 +259,9 @@ class Http2Downstream final : public http2::ServerCallbacks {
   void scheduleFlush() {
     if (in_dispatch_ || flush_scheduled_) return;
     flush_scheduled_ = true;
-    asio::post(conn_.worker().loop(),
-               [w = std::weak_ptr<HttpConnection>(conn_.shared_from_this()), this] {
-                 if (auto c = w.lock(); c && !c->closed_ && c->http2_) flush();
-               });
+    asio::post(conn_.worker().loop(), [w = conn_.weak_from_this(), this] {
+      if (auto c = w.lock(); c && !c->closed_ && c->http2_) flush();
+    });
   }
 
   void goAway() {
