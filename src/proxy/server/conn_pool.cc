@@ -645,6 +645,7 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
   // Envoy's per-stream send buffer watermark: request bytes the upstream has no window for wait
   // in the codec, not in the connection's write buffer.
   void checkStreamWatermark(PoolStream& s) {
+    if (find(s.stream_id) != &s) return;  // closed meanwhile (forgetStream counted it out)
     uint32_t limit = pool_ ? pool_->settings().buffer_limit : 0;
     if (auto crossed = s.send_watermark.update(session_->bufferedBytes(s.stream_id), limit)) {
       if (*crossed) ++high_streams_;

@@ -189,6 +189,53 @@ TEST(ClusterConfigTest, ErrorsNameFieldPaths) {
       << c.error();
 }
 
+// HttpProtocolOptions' upstream_protocol_options, as Envoy reads and validates them.
+TEST(ClusterConfigTest, UpstreamProtocolSelection) {
+  auto parse = [](const std::string& options, bool tls) {
+    std::string json = R"({"name":"c","type":"STATIC","typed_extension_protocol_options":{
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions":{
+      "@type":"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",)" +
+                       options + "}}";
+    if (tls) {
+      json += R"(,"transport_socket":{"name":"envoy.transport_sockets.tls","typed_config":{
+        "@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"}})";
+    }
+    json += "}";
+    envoy::config::cluster::v3::Cluster p;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &p).ok()) << json;
+    return ClusterConfig::create(p);
+  };
+  auto c = parse(R"("explicit_http_config":{"http2_protocol_options":{}})", false);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ((*c)->protocol, UpstreamProtocol::Http2);
+  c = parse(R"("explicit_http_config":{"http_protocol_options":{}})", false);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ((*c)->protocol, UpstreamProtocol::Http1);
+  c = parse(R"("use_downstream_protocol_config":{})", false);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ((*c)->protocol, UpstreamProtocol::UseDownstream);
+  c = parse(R"("auto_config":{})", true);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ((*c)->protocol, UpstreamProtocol::Auto);
+  // Envoy: "ALPN configured for cluster c which has a non-ALPN transport socket".
+  c = parse(R"("auto_config":{})", false);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().find("HttpProtocolOptions].auto_config: ALPN configured for cluster c "
+                           "which has a non-ALPN transport socket"),
+            std::string::npos)
+      << c.error();
+  c = parse(R"("common_http_protocol_options":{"idle_timeout":"5s"})", false);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().find("one of explicit_http_config, use_downstream_protocol_config or "
+                           "auto_config is required"),
+            std::string::npos)
+      << c.error();
+  c = parse(R"("explicit_http_config":{"http3_protocol_options":{}})", false);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().find("explicit_http_config.http3_protocol_options"), std::string::npos)
+      << c.error();
+}
+
 TEST(HealthCheckerTest, HttpChecksAgainstARealServer) {
   asio::io_context loop;
   asio::ip::tcp::acceptor acc(loop, {asio::ip::make_address("127.0.0.1"), 0});
