@@ -56,7 +56,8 @@ class ActiveStream final : public filters::FilterCallbacks {
   void onDownstreamWatermark(bool above);
   bool aboveDownstreamWatermark() const { return downstream_above_ > 0; }
   // Flow control towards the client: stop (true) or resume reading this request. HTTP/1 pauses
-  // the connection; HTTP/2 holds back this stream's window (its siblings keep flowing).
+  // the connection; HTTP/2 holds back this stream's window (see
+  // HttpConnection::readDisableStream).
   // Counted per holder.
   void readDisable(bool disable);
 

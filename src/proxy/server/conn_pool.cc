@@ -574,8 +574,8 @@ class Http2Connection final : public ConnPool::Connection, public http2::ClientC
     flush();
   }
   // Pausing the connection would stall every stream on it: the stream's received bytes stop
-  // returning to the upstream's window instead, so only this stream's response stops after one
-  // window.
+  // returning to the upstream's windows instead, so this stream's response stops after one
+  // stream window (the held bytes also count against the connection window, as in Envoy).
   void readDisable(PoolStream& s, bool disable) override {
     if (s.stream_id < 0 || !session_) return;  // applied in sendHeaders once it has an id
     session_->readDisable(s.stream_id, disable);

@@ -51,8 +51,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>, publ
   // any stream holds it (an upstream that cannot take the request body as fast as it arrives);
   // HTTP/1 only, since pausing an HTTP/2 connection would stall all of its streams.
   void readDisable(bool disable);
-  // HTTP/2: the stream's received bytes stop returning to the client's window (counted), so the
-  // client stops sending on that stream after one window while the others continue.
+  // HTTP/2: the stream's received bytes stop returning to the client's windows (counted), so the
+  // client stops sending on that stream after one stream window; the other streams continue as
+  // long as the held bytes leave room in the connection window (Envoy holds both the same way).
   void readDisableStream(int32_t stream_id, bool disable);
   // The response bytes waiting to be written went above the limit and have not yet drained
   // below half of it: streams stop reading their upstream responses meanwhile.
