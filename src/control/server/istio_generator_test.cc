@@ -125,10 +125,12 @@ TEST_F(IstioGeneratorTest, EndpointOnlyChangeKeepsWhatItCannotAffect) {
 
   apply("mesh.yaml", web2Moved());
   gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
-  EXPECT_EQ(gen->reusedSharedParts(), 1u);       // ns-b's; ns-a imports web
   EXPECT_FALSE(gen->sameAsBefore(proxies_[0]));  // imports web, whose endpoints moved
   EXPECT_FALSE(gen->sameAsBefore(proxies_[1]));
   EXPECT_TRUE(gen->sameAsBefore(proxies_[2]));
+  for (const auto& p : proxies_) (void)gen->generate(p);
+  EXPECT_EQ(gen->reusedSharedParts(), 1u);  // ns-b's; ns-a imports web (patched: EDS only)
+  EXPECT_EQ(gen->patchedSharedParts(), 1u);
 
   // Whatever was kept or rebuilt, the output is what a generator built from scratch gives.
   auto scratch = fresh();
@@ -161,18 +163,252 @@ TEST_F(IstioGeneratorTest, OtherChangesRebuildEverything) {
   apply("mesh.yaml", kMesh);
   auto gen = makeIstioGenerator();
   gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
+  // A VirtualService every namespace sees, with Sidecar egress scoping (which imports the
+  // destinations of imported VirtualServices): translated whole.
   apply("route.yaml", kRoute);
   gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
-  EXPECT_EQ(gen->reusedSharedParts(), 0u);
   for (const auto& p : proxies_) EXPECT_FALSE(gen->sameAsBefore(p)) << p.id;
   auto scratch = fresh();
   for (const auto& p : proxies_) {
     EXPECT_EQ(contents(gen->generate(p)), contents(scratch->generate(p))) << p.id;
   }
+  EXPECT_EQ(gen->reusedSharedParts(), 0u);
+  EXPECT_EQ(gen->patchedSharedParts(), 0u);
   // No change at all is endpoint-only with nothing concerned: everything is kept.
   gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
-  EXPECT_EQ(gen->reusedSharedParts(), 2u);
   for (const auto& p : proxies_) EXPECT_TRUE(gen->sameAsBefore(p)) << p.id;
+  for (const auto& p : proxies_) (void)gen->generate(p);
+  EXPECT_EQ(gen->reusedSharedParts(), 2u);
+  // A DestinationRule change is neither kind: translated whole.
+  apply("dr.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: ns-b}
+spec: {host: api, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}}
+)");
+  gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
+  scratch = fresh();
+  for (const auto& p : proxies_) {
+    EXPECT_FALSE(gen->sameAsBefore(p)) << p.id;
+    EXPECT_EQ(contents(gen->generate(p)), contents(scratch->generate(p))) << p.id;
+  }
+  EXPECT_EQ(gen->reusedSharedParts() + gen->patchedSharedParts(), 0u);
+}
+
+// The whole mesh visible to every proxy (no Sidecar), as in Istio by default: every share key
+// imports every service, so changes are patched into the shared parts instead of translated.
+std::string unscoped(std::string yaml) {
+  yaml = yaml.substr(0, yaml.find("---\napiVersion: networking.istio.io/v1\nkind: Sidecar"));
+  return yaml + R"(---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: ns-b}
+spec:
+  hosts: [db.ns-b.svc.cluster.local]
+  addresses: [10.96.0.3]
+  ports: [{number: 6379, name: tcp-redis, protocol: TCP}]
+  location: MESH_INTERNAL
+  resolution: NONE
+  workloadSelector: {labels: {app: db}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: db-1, namespace: ns-b}
+spec: {address: 10.0.3.1, labels: {app: db}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ns-a}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+)";
+}
+
+xds::ProxyInfo gateway() {
+  xds::ProxyInfo p;
+  p.id = "router~10.0.0.100~gw.ns-a~ns-a.svc.cluster.local";
+  p.type = xds::ProxyType::kRouter;
+  p.ip = "10.0.0.100";
+  p.ips = {p.ip};
+  p.namespace_ = "ns-a";
+  p.labels = {{"istio", "ingressgateway"}};
+  return p;
+}
+
+xds::ProxyInfo grpcClient() {
+  auto p = sidecar("client", "ns-a", "10.0.9.9");
+  p.proxyless = true;
+  return p;
+}
+
+class UnscopedGeneratorTest : public IstioGeneratorTest {
+ protected:
+  void SetUp() override {
+    proxies_.push_back(gateway());
+    proxies_.push_back(grpcClient());
+    apply("mesh.yaml", unscoped(kMesh));
+    gen_ = makeIstioGenerator();
+    push();
+  }
+  // A debounced push as mastd makes it: update, then every proxy's snapshot from its current.
+  void push() {
+    gen_->update(store_.snapshot(), config::defaultMeshConfig(), {});
+    for (const auto& p : proxies_) {
+      auto it = held_.find(p.id);
+      auto current = it == held_.end() ? nullptr : it->second;
+      before_[p.id] = current;
+      held_[p.id] = gen_->generateFrom(p, current);
+    }
+  }
+  // What every proxy holds is what a generator built from scratch gives.
+  void expectSameAsScratch(const std::string& step) {
+    auto scratch = fresh();
+    for (const auto& p : proxies_) {
+      EXPECT_EQ(contents(*held_.at(p.id)), contents(scratch->generate(p))) << step << ": " << p.id;
+    }
+  }
+  // The shared layer of `type` in the proxy's snapshot is the very one it had before the push.
+  bool sameLayer(const xds::ProxyInfo& p, std::string_view type) {
+    return held_.at(p.id)->find(type)->base == before_.at(p.id)->find(type)->base;
+  }
+  const xds::Resource* resource(const xds::ProxyInfo& p, std::string_view type,
+                                const std::string& name) {
+    return held_.at(p.id)->find(type)->find(name);
+  }
+
+  std::unique_ptr<Generator> gen_;
+  std::map<std::string, std::shared_ptr<const xds::Snapshot>> held_, before_;
+};
+
+TEST_F(UnscopedGeneratorTest, EndpointChangeRebuildsOnlyTheChangedEndpoints) {
+  const auto& api1 = proxies_[2];
+  std::string other = "outbound|80||api.ns-b.svc.cluster.local";
+  std::string web = "outbound|80||web.ns-a.svc.cluster.local";
+  const auto* other_before = resource(api1, xds::kEndpointType, other);
+  const auto* web_before = resource(api1, xds::kEndpointType, web);
+  ASSERT_TRUE(other_before && web_before);
+  auto other_wire = other_before->wire;
+  auto web_version = web_before->version;
+  apply("mesh.yaml", unscoped(web2Moved()));
+  push();
+  expectSameAsScratch("web-2 moved");
+  // Every share key imports web: none kept, each patched (not translated).
+  EXPECT_EQ(gen_->reusedSharedParts(), 0u);
+  EXPECT_EQ(gen_->patchedSharedParts(), 4u);  // ns-a, ns-b sidecars, the gateway, gRPC client
+  for (const auto& p : proxies_) {
+    EXPECT_TRUE(sameLayer(p, xds::kClusterType)) << p.id;
+    EXPECT_TRUE(sameLayer(p, xds::kListenerType)) << p.id;
+    EXPECT_TRUE(sameLayer(p, xds::kRouteType)) << p.id;
+    EXPECT_FALSE(sameLayer(p, xds::kEndpointType)) << p.id;
+  }
+  // The other CLAs are the same objects (same encoded bytes); web's is new.
+  EXPECT_EQ(resource(api1, xds::kEndpointType, other)->wire, other_wire);
+  EXPECT_NE(resource(api1, xds::kEndpointType, web)->version, web_version);
+  // The proxy at the old address got its inbound part translated again (it lost it).
+  EXPECT_NE(held_.at(proxies_[1].id)->find(xds::kClusterType)->fingerprint(),
+            before_.at(proxies_[1].id)->find(xds::kClusterType)->fingerprint());
+}
+
+TEST_F(UnscopedGeneratorTest, EndpointChangeThatChangesAClusterTranslatesTheKeyAgain) {
+  // db (resolution NONE) loses its only endpoint: its cluster turns from EDS to ORIGINAL_DST
+  // (and the gRPC client loses it): the patch would be wrong, so everything is translated.
+  std::string yaml = unscoped(kMesh);
+  yaml.replace(yaml.find("{app: db}}\n---"), 9, "{app: dbx}");
+  apply("mesh.yaml", yaml);
+  push();
+  expectSameAsScratch("db-1 relabelled");
+  EXPECT_EQ(gen_->patchedSharedParts(), 0u);
+  std::string db = "outbound|6379||db.ns-b.svc.cluster.local";
+  const auto* now = resource(proxies_[0], xds::kClusterType, db);
+  const auto* was = before_.at(proxies_[0].id)->find(xds::kClusterType)->find(db);
+  ASSERT_TRUE(now && was);
+  EXPECT_NE(now->version, was->version);
+  EXPECT_EQ(resource(proxies_[0], xds::kEndpointType, db), nullptr);
+}
+
+TEST_F(UnscopedGeneratorTest, VirtualServiceChangeRebuildsOnlyRoutes) {
+  apply("route.yaml", kRoute);
+  push();
+  expectSameAsScratch("VirtualService added");
+  EXPECT_EQ(gen_->patchedSharedParts(), 4u);
+  for (const auto& p : proxies_) {
+    EXPECT_TRUE(sameLayer(p, xds::kClusterType)) << p.id;
+    EXPECT_TRUE(sameLayer(p, xds::kEndpointType)) << p.id;
+    if (p.type == xds::ProxyType::kSidecar && !p.proxyless) {
+      EXPECT_TRUE(sameLayer(p, xds::kListenerType)) << p.id;  // no tcp/tls routes
+      EXPECT_FALSE(sameLayer(p, xds::kRouteType)) << p.id;
+      // The inbound part is the very object it was.
+      EXPECT_EQ(held_.at(p.id)->find(xds::kClusterType)->resources.begin()->second.wire,
+                before_.at(p.id)->find(xds::kClusterType)->resources.begin()->second.wire);
+    }
+  }
+  // Only exported to its own namespace now: ns-a's proxies lose it (patched), then a change
+  // of it cannot reach them: their shared part is kept and their snapshots stay.
+  std::string local = kRoute;
+  local.replace(local.find("hosts: [api]"), 12, "hosts: [api]\n  exportTo: [.]");
+  apply("route.yaml", local);
+  push();
+  expectSameAsScratch("exportTo .");
+  local.replace(local.find("timeout: 3s"), 11, "timeout: 4s");
+  apply("route.yaml", local);
+  push();
+  expectSameAsScratch("timeout changed");
+  EXPECT_EQ(gen_->reusedSharedParts(), 2u);  // ns-a's sidecars and gRPC client
+  EXPECT_TRUE(gen_->sameAsBefore(proxies_[0]));
+  EXPECT_EQ(held_.at(proxies_[0].id), before_.at(proxies_[0].id));
+  EXPECT_NE(held_.at(proxies_[2].id), before_.at(proxies_[2].id));  // ns-b's sidecar
+}
+
+TEST_F(UnscopedGeneratorTest, TcpRoutesDelegatesAndGatewaysArePatchedToo) {
+  apply("tcp.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: ns-b}
+spec:
+  hosts: [db.ns-b.svc.cluster.local]
+  tcp: [{route: [{destination: {host: api.ns-b.svc.cluster.local, port: {number: 80}}}]}]
+)");
+  push();
+  expectSameAsScratch("tcp route");
+  EXPECT_FALSE(sameLayer(proxies_[0], xds::kListenerType));
+  EXPECT_TRUE(sameLayer(proxies_[0], xds::kClusterType));
+  apply("root.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root, namespace: ns-a}
+spec:
+  hosts: [web.ns-a.svc.cluster.local, shop.example.com]
+  gateways: [mesh, gw]
+  http: [{match: [{uri: {prefix: /v}}], delegate: {name: leaf, namespace: ns-a}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: leaf, namespace: ns-a}
+spec:
+  http: [{match: [{uri: {prefix: /v1}}], route: [{destination: {host: web}}]}]
+)");
+  push();
+  expectSameAsScratch("root and delegate added");
+  apply("root.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root, namespace: ns-a}
+spec:
+  hosts: [web.ns-a.svc.cluster.local, shop.example.com]
+  gateways: [mesh, gw]
+  http: [{match: [{uri: {prefix: /v}}], delegate: {name: leaf, namespace: ns-a}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: leaf, namespace: ns-a}
+spec:
+  http: [{match: [{uri: {prefix: /v2}}], route: [{destination: {host: api.ns-b.svc.cluster.local}}]}]
+)");
+  push();
+  expectSameAsScratch("delegate changed");
+  EXPECT_EQ(gen_->patchedSharedParts(), 4u);
+  EXPECT_FALSE(sameLayer(gateway(), xds::kRouteType));
 }
 
 // The registry a generator built incrementally has the services and endpoints of a full build.

@@ -210,15 +210,17 @@ double threadCpuMs() {
 }
 }  // namespace
 
+std::shared_ptr<const xds::Snapshot> Generator::generateFrom(
+    const xds::ProxyInfo& proxy, std::shared_ptr<const xds::Snapshot> current) {
+  if (current && sameAsBefore(proxy)) return current;
+  auto fresh = generate(proxy);
+  if (current && xds::Snapshot::sameContent(*current, fresh)) return current;
+  return std::make_shared<const xds::Snapshot>(std::move(fresh));
+}
+
 std::shared_ptr<const xds::Snapshot> Mastd::snapshotFor(
     const xds::ProxyInfo& proxy, std::shared_ptr<const xds::Snapshot> current) {
-  auto snap = std::move(current);
-  if (!snap || !generator_->sameAsBefore(proxy)) {
-    auto fresh = generator_->generate(proxy);
-    if (!snap || !xds::Snapshot::sameContent(*snap, fresh)) {
-      snap = std::make_shared<const xds::Snapshot>(std::move(fresh));
-    }
-  }
+  auto snap = generator_->generateFrom(proxy, std::move(current));
   convergence_.generated(proxy.id, model_version_, snap, dependencies_,
                          std::chrono::system_clock::now());
   return snap;
@@ -241,6 +243,7 @@ void Mastd::pushAll(const std::set<std::string>&) {
   double cpu_model = cpu_start;
   size_t proxy_count = 0;
   size_t reused = 0;
+  size_t patched = 0;
   std::vector<std::pair<std::string, std::shared_ptr<const xds::Snapshot>>> out;
   {
     std::lock_guard lk(mu_);
@@ -260,7 +263,6 @@ void Mastd::pushAll(const std::set<std::string>&) {
     t_model = std::chrono::steady_clock::now();
     cpu_model = threadCpuMs();
     proxy_count = proxies_.size();
-    reused = generator_->reusedSharedParts();
     for (const auto& [id, p] : proxies_) {
       // A proxy whose config did not change keeps its snapshot object, and its streams are not
       // woken: most proxies of a mesh are untouched by most changes.
@@ -268,6 +270,8 @@ void Mastd::pushAll(const std::set<std::string>&) {
       auto snap = snapshotFor(p, current);
       if (snap != current) out.emplace_back(id, std::move(snap));
     }
+    reused = generator_->reusedSharedParts();
+    patched = generator_->patchedSharedParts();
   }
   auto t_gen = std::chrono::steady_clock::now();
   double cpu_gen = threadCpuMs();
@@ -279,9 +283,9 @@ void Mastd::pushAll(const std::set<std::string>&) {
   // Wall and this thread's CPU time per phase: on a busy machine the CPU figures are the ones
   // that compare between runs.
   MAST_LOG(INFO,
-           "push: {} of {} proxies changed ({} shared parts kept); model {:.1f} ms ({:.1f} cpu), "
-           "generate {:.1f} ms ({:.1f} cpu), send {:.1f} ms ({:.1f} cpu)",
-           out.size(), proxy_count, reused, ms(start, t_model), cpu_model - cpu_start,
+           "push: {} of {} proxies changed ({} shared parts kept, {} patched); model {:.1f} ms "
+           "({:.1f} cpu), generate {:.1f} ms ({:.1f} cpu), send {:.1f} ms ({:.1f} cpu)",
+           out.size(), proxy_count, reused, patched, ms(start, t_model), cpu_model - cpu_start,
            ms(t_model, t_gen), cpu_gen - cpu_model, ms(t_gen, t_set), cpu_set - cpu_gen);
   pushes_ += out.size();
   ++push_rounds_;

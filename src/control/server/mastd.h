@@ -64,9 +64,19 @@ class Generator {
   // How many per-share-key translations the last update() kept from the model before (an
   // endpoint-only change keeps those of proxies that do not import the services concerned).
   virtual size_t reusedSharedParts() const { return 0; }
+  // How many per-share-key translations the last update() rebuilt only in part (the rest taken
+  // from the model before); counted as they are made, so read it after the proxies' generate.
+  virtual size_t patchedSharedParts() const { return 0; }
   // True when generate(proxy) would give what it gave under the update() before the last one,
   // so a proxy's current snapshot can stay as it is. false = unknown.
   virtual bool sameAsBefore(const xds::ProxyInfo&) const { return false; }
+  // What the proxy should hold now, given `current`: the snapshot it got under the update()
+  // before the last one (nullptr: none). Returns `current` itself when the content is the same
+  // (its streams need not wake). A generator that knows what the last update() changed may
+  // reuse parts of `current` instead of translating them again; the result must equal
+  // generate(proxy) in content.
+  virtual std::shared_ptr<const xds::Snapshot> generateFrom(
+      const xds::ProxyInfo& proxy, std::shared_ptr<const xds::Snapshot> current);
 };
 
 class Mastd {

@@ -406,7 +406,9 @@ void outboundCluster(const Ctx& ctx, const VisiblePort& vp, const net::Destinati
 }
 
 void outboundClusters(const Ctx& ctx, ProxyResources& out) {
+  const auto* only = ctx.part == Part::kShared ? ctx.selection.only_hosts : nullptr;
   for (const auto& vp : ctx.ports) {
+    if (only && !only->count(vp.service->hostname)) continue;
     const auto* edr = ctx.destinationRule(*vp.service);
     const net::DestinationRule* dr = edr ? &edr->rule : nullptr;
     outboundCluster(ctx, vp, dr, nullptr, out);
@@ -484,6 +486,7 @@ void buildInboundClusters(const Ctx& ctx, ProxyResources& out) { inboundClusters
 void buildClusters(const Ctx& ctx, ProxyResources& out) {
   outboundClusters(ctx, out);
   if (ctx.flavor == Flavor::kProxyless) return;
+  if (ctx.part == Part::kShared && ctx.selection.only_hosts) return;
   cv3::Cluster bh;
   bh.set_name(std::string(kBlackHoleCluster));
   bh.set_type(cv3::Cluster::STATIC);

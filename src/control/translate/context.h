@@ -58,6 +58,7 @@ struct Ctx {
   Flavor flavor = Flavor::kSidecar;
   Part part = Part::kAll;
   const MeshIndex* index = nullptr;  // optional, for inboundPorts()
+  SharedSelection selection;         // what of the shared part to build (kShared only)
   std::string ns;                    // the proxy's config namespace
   std::string dns_domain;            // "<ns>.svc.cluster.local" unless the node id says otherwise
   bool allow_any = true;             // outbound traffic policy (mesh, overridden by Sidecar)

@@ -355,12 +355,14 @@ void addAccessLogs(const model::MeshModel& mesh, ProxyResources& out) {
 namespace {
 
 ProxyResources generatePart(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
-                            detail::Part part, const MeshIndex* index = nullptr) {
+                            detail::Part part, const MeshIndex* index = nullptr,
+                            const SharedSelection& selection = {}) {
   using namespace detail;
   ProxyResources out;
   Ctx ctx{mesh, proxy};
   ctx.part = part;
   ctx.index = index;
+  ctx.selection = selection;
   if (proxy.proxyless) {
     ctx.flavor = Flavor::kProxyless;
   } else if (proxy.type == xds::ProxyType::kSidecar) {
@@ -398,18 +400,22 @@ ProxyResources generatePart(const model::MeshModel& mesh, const xds::ProxyInfo& 
   ctx.ports = scopedPorts(ctx, sidecar);
   if (ctx.flavor == Flavor::kSidecar && part == Part::kAll) ctx.inbound = inboundPorts(ctx);
 
-  buildClusters(ctx, out);
+  const SharedSelection& sel = ctx.selection;
+  if (sel.clusters) buildClusters(ctx, out);
   switch (ctx.flavor) {
     case Flavor::kSidecar:
-      buildSidecarListeners(ctx, out);
-      buildSidecarRoutes(ctx, out);
+      if (sel.listeners) buildSidecarListeners(ctx, out);
+      if (sel.routes) buildSidecarRoutes(ctx, out);
       break;
     case Flavor::kGateway:
-      buildGatewayRoutesAndListeners(ctx, out);
+      // Routes and listeners come out of one walk over the servers; drop what was not asked.
+      if (sel.listeners || sel.routes) buildGatewayRoutesAndListeners(ctx, out);
+      if (!sel.listeners) out.listeners.clear();
+      if (!sel.routes) out.routes.clear();
       break;
     case Flavor::kProxyless:
-      buildProxylessListeners(ctx, out);
-      buildProxylessRoutes(ctx, out);
+      if (sel.listeners) buildProxylessListeners(ctx, out);
+      if (sel.routes) buildProxylessRoutes(ctx, out);
       break;
   }
   // A name must be unique per type (xDS keys resources by name); conflicting definitions,
@@ -439,6 +445,11 @@ ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& prox
 
 ProxyResources generateShared(const model::MeshModel& mesh, const xds::ProxyInfo& proxy) {
   return generatePart(mesh, proxy, detail::Part::kShared);
+}
+
+ProxyResources generateShared(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
+                              const SharedSelection& selection) {
+  return generatePart(mesh, proxy, detail::Part::kShared, nullptr, selection);
 }
 
 ProxyResources generateInbound(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,

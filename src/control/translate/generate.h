@@ -6,6 +6,7 @@
 // list is in a deterministic order), so callers can hash each type for its version and push
 // only the types that changed.
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,20 @@ ProxyResources generate(const model::MeshModel& mesh, const xds::ProxyInfo& prox
 // generate(): generateShared's virtualInbound is left out, every other name is disjoint.
 class MeshIndex;
 ProxyResources generateShared(const model::MeshModel& mesh, const xds::ProxyInfo& proxy);
+
+// Part of generateShared()'s output, for a caller that keeps the rest from an earlier
+// translation of the same proxy shape (mastd's incremental pushes). Each resource built is
+// exactly the one generateShared() gives; the caller decides what a change can affect.
+struct SharedSelection {
+  bool clusters = true;  // clusters with their ClusterLoadAssignments
+  bool listeners = true;
+  bool routes = true;
+  // When set: of the clusters, only the outbound ones (and their CLAs) of these hostnames, none
+  // of the fixed ones (BlackHoleCluster, PassthroughCluster, ...).
+  const std::set<std::string>* only_hosts = nullptr;
+};
+ProxyResources generateShared(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
+                              const SharedSelection& selection);
 // With `index` (built from the same `mesh`), the proxy's service instances are looked up by
 // address instead of walking every endpoint of the mesh.
 ProxyResources generateInbound(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
@@ -53,6 +68,9 @@ class MeshIndex {
   // (VirtualService sourceLabels, DestinationRule and Sidecar workloadSelectors, Gateway
   // selectors) match them.
   std::string shareKey(const xds::ProxyInfo& proxy) const;
+  // The label selectors shareKey() tests, in key order: keys of two models compare only when
+  // these are equal.
+  const std::vector<model::Labels>& selectors() const { return selectors_; }
 
   // An endpoint as a service instance of the workload at its address (UDP ports and the
   // proxy's own 15001/15006 left out), `order` = position in the oldest-service-first walk.

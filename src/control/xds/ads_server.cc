@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <set>
 #include <type_traits>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "base/hash.h"
@@ -83,6 +84,28 @@ struct AdsService::Impl : AdsCallbackBase {
     ++nacks_by_type[type];
   }
 
+  // A SotW subscription (sorted, unique names), shared by every stream that subscribes to the
+  // same names: with the whole mesh visible each sidecar names the same ~1,340
+  // ClusterLoadAssignments, ~190 KB as a set of strings per stream. Thread-safe; the pool holds
+  // weak references, swept as it grows.
+  using Names = std::vector<std::string>;
+  std::shared_ptr<const Names> internNames(Names names) {
+    uint64_t h = names.size();
+    for (const auto& n : names) h = xxHash64(n, h);
+    std::lock_guard lock(names_mu);
+    auto [first, last] = names_pool.equal_range(h);
+    for (auto it = first; it != last; ++it) {
+      if (auto p = it->second.lock(); p && *p == names) return p;
+    }
+    auto p = std::make_shared<const Names>(std::move(names));
+    names_pool.emplace(h, p);
+    if (names_pool.size() >= names_sweep_at) {
+      std::erase_if(names_pool, [](const auto& e) { return e.second.expired(); });
+      names_sweep_at = std::max<size_t>(64, 2 * names_pool.size());
+    }
+    return p;
+  }
+
   SnapshotCache& cache;
   Callbacks callbacks;
   std::atomic<uint64_t> next_stream_id{1};
@@ -100,6 +123,9 @@ struct AdsService::Impl : AdsCallbackBase {
   mutable std::mutex metrics_mu;
   std::map<std::string, uint64_t> pushes_by_type;
   std::map<std::string, uint64_t> nacks_by_type;
+  std::mutex names_mu;  // a leaf lock (taken under a stream's mu_)
+  std::unordered_multimap<uint64_t, std::weak_ptr<const Names>> names_pool;
+  size_t names_sweep_at = 64;
 };
 
 namespace {
@@ -433,7 +459,7 @@ class SotwStream final
     bool seen = false;
     bool legacy_wildcard = false;  // first request had no names (LDS/CDS only)
     bool wildcard = false;
-    std::set<std::string> names;
+    std::shared_ptr<const Impl::Names> names;  // interned (Impl::internNames); null = none
     bool sent_any = false;
     // The subscription changed since the last evaluation: what it selects must be recomputed
     // even when the type's version did not move.
@@ -448,8 +474,13 @@ class SotwStream final
 
   // Envoy and gRPC send the full subscription with every ACK; most of the time it is the one
   // the stream has, in the same (sorted) order. Compared without building a set.
+  static const Impl::Names& namesOf(const Type& t) {
+    static const Impl::Names kNone;
+    return t.names ? *t.names : kNone;
+  }
+
   static bool sameNames(const google::protobuf::RepeatedPtrField<std::string>& requested,
-                        const std::set<std::string>& names) {
+                        const Impl::Names& names) {
     if (static_cast<size_t>(requested.size()) != names.size()) return false;
     auto it = names.begin();
     for (const auto& n : requested) {
@@ -471,14 +502,21 @@ class SotwStream final
       recordAckLocked(t.status, nonce, req.has_error_detail() ? &req.error_detail() : nullptr,
                       events);
     }
-    if (t.seen && !t.wildcard && sameNames(req.resource_names(), t.names)) {
+    if (t.seen && !t.wildcard && sameNames(req.resource_names(), namesOf(t))) {
       // Unchanged subscription (not "*", which names never holds): nothing to recompute.
-      if (!t.names.empty()) t.legacy_wildcard = false;
+      if (!namesOf(t).empty()) t.legacy_wildcard = false;
       dirty_.insert(type_url);
       return;
     }
-    std::set<std::string> names(req.resource_names().begin(), req.resource_names().end());
-    bool star = names.erase("*") > 0;
+    Impl::Names names(req.resource_names().begin(), req.resource_names().end());
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    bool star = false;
+    if (auto it = std::lower_bound(names.begin(), names.end(), "*");
+        it != names.end() && *it == "*") {
+      names.erase(it);
+      star = true;
+    }
     const bool was_wildcard = t.wildcard;
     if (!t.seen) {
       t.seen = true;
@@ -492,8 +530,8 @@ class SotwStream final
       for (const auto& n : names) subscribed.insert(xxHash64(n));
       std::erase_if(t.sent, [&](const auto& e) { return !subscribed.count(e.first); });
     }
-    t.resubscribed = t.resubscribed || names != t.names || t.wildcard != was_wildcard;
-    t.names = std::move(names);
+    t.resubscribed = t.resubscribed || names != namesOf(t) || t.wildcard != was_wildcard;
+    t.names = impl_->internNames(std::move(names));
     dirty_.insert(type_url);
   }
 
@@ -527,7 +565,7 @@ class SotwStream final
       chosen.reserve(set->size());
       set->forEach([&chosen](const Resource& r) { chosen.push_back(&r); });
     } else {
-      for (const auto& name : t.names) {
+      for (const auto& name : namesOf(t)) {
         if (const auto* r = set->find(name)) chosen.push_back(r);
       }
     }
@@ -619,8 +657,8 @@ class SotwStream final
   void fillTypesLocked(std::map<std::string, TypeStatus>& out, bool with_names) override {
     for (const auto& [type_url, t] : types_) {
       TypeStatus s = t.status;
-      s.subscribed = t.names.size();
-      if (with_names) s.subscribed_names.assign(t.names.begin(), t.names.end());
+      s.subscribed = namesOf(t).size();
+      if (with_names) s.subscribed_names.assign(namesOf(t).begin(), namesOf(t).end());
       s.wildcard = t.wildcard;
       out.emplace(type_url, std::move(s));
     }

@@ -82,6 +82,23 @@ const Resource* ResourceSet::find(std::string_view name) const {
   return nullptr;
 }
 
+void ResourceSet::insert(const Resource& r) {
+  if (auto it = resources.find(r.name); it != resources.end()) {
+    content_sum -= it->second.entry_hash;
+    it->second = r;
+  } else {
+    resources.emplace(r.name, r);
+  }
+  content_sum += r.entry_hash;
+}
+
+void ResourceSet::erase(std::string_view name) {
+  auto it = resources.find(name);
+  if (it == resources.end()) return;
+  content_sum -= it->second.entry_hash;
+  resources.erase(it);
+}
+
 uint64_t ResourceSet::fingerprint() const {
   return base ? xxHash64(std::string_view(reinterpret_cast<const char*>(&content_sum),
                                           sizeof content_sum),

@@ -61,6 +61,12 @@ struct ResourceSet {
   // that clients always see a version that changes with the content.
   std::string effectiveVersion() const;
 
+  // Puts `r` (already encoded, e.g. taken from another set) into the own layer, replacing a
+  // resource of that name, and keeps `content_sum` right; erase() removes one (if present).
+  // For building a set from an earlier one without re-encoding what did not change.
+  void insert(const Resource& r);
+  void erase(std::string_view name);
+
   // Lookups and iteration over both layers.
   const Resource* find(std::string_view name) const;
   bool contains(std::string_view name) const { return find(name) != nullptr; }
