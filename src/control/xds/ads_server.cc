@@ -106,6 +106,39 @@ struct AdsService::Impl : AdsCallbackBase {
     return p;
   }
 
+  // What a SotW stream selects from a type's set, when only the set's shared base layer is
+  // visible: the resources (name order) and their (name hash, entry hash) pairs, sorted. Many
+  // streams subscribe the same interned names over the same base (every sidecar of a share key),
+  // so the selection is computed once per (names, base) and shared, instead of ~1,340 string
+  // lookups per stream and push. Entries hold weak references and are checked against them.
+  using Sent = std::vector<std::pair<uint64_t, uint64_t>>;
+  struct Selection {
+    std::vector<const Resource*> chosen;  // point into the base layer
+    std::shared_ptr<const Sent> versions;
+  };
+  template <class Compute>
+  std::shared_ptr<const Selection> selection(const std::shared_ptr<const Names>& names,
+                                             const std::shared_ptr<const ResourceSet>& base,
+                                             Compute compute) {
+    std::pair<const void*, const void*> key{names.get(), base.get()};
+    {
+      std::lock_guard lock(selections_mu);
+      auto it = selections.find(key);
+      if (it != selections.end() && it->second.names.lock() == names &&
+          it->second.base.lock() == base) {
+        return it->second.selection;
+      }
+    }
+    auto sel = std::make_shared<const Selection>(compute());
+    std::lock_guard lock(selections_mu);
+    selections[key] = {names, base, sel};
+    if (selections.size() >= selections_sweep_at) {
+      std::erase_if(selections, [](const auto& e) { return e.second.base.expired(); });
+      selections_sweep_at = std::max<size_t>(64, 2 * selections.size());
+    }
+    return sel;
+  }
+
   SnapshotCache& cache;
   Callbacks callbacks;
   std::atomic<uint64_t> next_stream_id{1};
@@ -126,6 +159,14 @@ struct AdsService::Impl : AdsCallbackBase {
   std::mutex names_mu;  // a leaf lock (taken under a stream's mu_)
   std::unordered_multimap<uint64_t, std::weak_ptr<const Names>> names_pool;
   size_t names_sweep_at = 64;
+  struct SelectionEntry {
+    std::weak_ptr<const Names> names;
+    std::weak_ptr<const ResourceSet> base;
+    std::shared_ptr<const Selection> selection;
+  };
+  std::mutex selections_mu;  // a leaf lock, like names_mu
+  std::map<std::pair<const void*, const void*>, SelectionEntry> selections;
+  size_t selections_sweep_at = 64;
 };
 
 namespace {
@@ -468,7 +509,7 @@ class SotwStream final
     std::string sent_version;
     // What the client has: (Resource::name_hash, Resource::entry_hash), sorted. Hashes rather
     // than strings: with the whole mesh visible a stream was sent ~2,400 resources.
-    std::vector<std::pair<uint64_t, uint64_t>> sent;
+    std::shared_ptr<const Impl::Sent> sent;  // shared with Impl::selection's; null = nothing
     TypeStatus status;
   };
 
@@ -525,10 +566,12 @@ class SotwStream final
       t.legacy_wildcard = false;
     }
     t.wildcard = star || (t.legacy_wildcard && names.empty());
-    if (!t.wildcard && !t.sent.empty()) {
+    if (!t.wildcard && t.sent && !t.sent->empty()) {
       std::unordered_set<uint64_t> subscribed;
       for (const auto& n : names) subscribed.insert(xxHash64(n));
-      std::erase_if(t.sent, [&](const auto& e) { return !subscribed.count(e.first); });
+      auto kept = std::make_shared<Impl::Sent>(*t.sent);
+      std::erase_if(*kept, [&](const auto& e) { return !subscribed.count(e.first); });
+      t.sent = std::move(kept);
     }
     t.resubscribed = t.resubscribed || names != namesOf(t) || t.wildcard != was_wildcard;
     t.names = impl_->internNames(std::move(names));
@@ -560,42 +603,64 @@ class SotwStream final
     }
     t.resubscribed = false;
     t.evaluated_fingerprint = fingerprint;
-    std::vector<const Resource*> chosen;
-    if (t.wildcard) {
-      chosen.reserve(set->size());
-      set->forEach([&chosen](const Resource& r) { chosen.push_back(&r); });
-    } else {
-      for (const auto& name : namesOf(t)) {
-        if (const auto* r = set->find(name)) chosen.push_back(r);
+    auto compute = [&] {
+      Impl::Selection sel;
+      if (t.wildcard) {
+        sel.chosen.reserve(set->size());
+        set->forEach([&sel](const Resource& r) { sel.chosen.push_back(&r); });
+      } else {
+        for (const auto& name : namesOf(t)) {
+          if (const auto* r = set->find(name)) sel.chosen.push_back(r);
+        }
       }
+      Impl::Sent versions;
+      versions.reserve(sel.chosen.size());
+      for (const auto* r : sel.chosen) versions.emplace_back(r->name_hash, r->entry_hash);
+      std::sort(versions.begin(), versions.end());
+      sel.versions = std::make_shared<const Impl::Sent>(std::move(versions));
+      return sel;
+    };
+    std::shared_ptr<const Impl::Selection> shared;
+    Impl::Selection own;
+    if (set->resources.empty() && set->base && (t.wildcard || t.names)) {
+      shared = impl_->selection(t.wildcard ? nullptr : t.names, set->base, compute);
+    } else {
+      own = compute();
     }
-    std::vector<std::pair<uint64_t, uint64_t>> chosen_versions;
-    chosen_versions.reserve(chosen.size());
-    for (const auto* r : chosen) chosen_versions.emplace_back(r->name_hash, r->entry_hash);
-    std::sort(chosen_versions.begin(), chosen_versions.end());
+    const Impl::Selection& sel = shared ? *shared : own;
+    const auto& versions = sel.versions;
     // Only LDS/CDS (and explicit wildcards) have "the full set" semantics where an empty
     // response means something; for RDS/EDS/SDS an empty response says nothing.
-    if (chosen.empty() && !t.wildcard && !isWildcardType(type_url)) return false;
-    if (t.sent_any && t.sent_version == version && t.sent == chosen_versions) return false;
+    if (sel.chosen.empty() && !t.wildcard && !isWildcardType(type_url)) return false;
+    if (t.sent_any && t.sent_version == version && t.sent &&
+        (t.sent == versions || *t.sent == *versions)) {
+      return false;
+    }
 
     // EDS by name: only what the client does not have yet. The protocol allows it for types
     // that are not "all resources required" (Envoy and gRPC keep the ClusterLoadAssignments a
     // response leaves out; istiod sends EDS this way), and an endpoint change then costs each
     // proxy one ClusterLoadAssignment instead of all of them (~1.2 MB with the whole mesh).
     // A new version with nothing new for this proxy still goes out, empty, so that it is ACKed.
-    if (t.sent_any && !t.wildcard && type_url == kEndpointType) {
-      std::erase_if(chosen, [&t](const Resource* r) {
-        auto it = std::lower_bound(t.sent.begin(), t.sent.end(),
+    std::vector<const Resource*> chosen;
+    if (t.sent_any && !t.wildcard && type_url == kEndpointType && t.sent) {
+      const Impl::Sent& sent = *t.sent;
+      for (const auto* r : sel.chosen) {
+        auto it = std::lower_bound(sent.begin(), sent.end(),
                                    std::pair<uint64_t, uint64_t>{r->name_hash, 0});
-        return it != t.sent.end() && it->first == r->name_hash && it->second == r->entry_hash;
-      });
+        if (it == sent.end() || it->first != r->name_hash || it->second != r->entry_hash) {
+          chosen.push_back(r);
+        }
+      }
+    } else {
+      chosen = sel.chosen;
     }
 
     std::string nonce = nextNonce();
     resp = encodeResponse(version, type_url, nonce, chosen);
     t.sent_any = true;
     t.sent_version = version;
-    t.sent = std::move(chosen_versions);
+    t.sent = versions;
     recordSendLocked(t.status, version, nonce, chosen.size());
     return true;
   }

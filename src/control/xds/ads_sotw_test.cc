@@ -317,6 +317,63 @@ TEST_F(AdsSotwTest, SharedBaseLayerIsSentWholeAndContentChangesUnderAFixedVersio
   EXPECT_EQ(names(*second), (std::set<std::string>{"a2", "b1", "b2"}));
 }
 
+TEST_F(AdsSotwTest, StreamsOverOneBaseLayerEachGetTheirOwnSubscription) {
+  // mastd's EDS without Sidecar scoping: every snapshot is only a shared base layer, and most
+  // streams name the same resources (their selection is computed once and shared). Streams with
+  // the same names and with other names must each get exactly their own.
+  auto base = [](int c2_port, int c3_port) {
+    Snapshot shared;
+    EXPECT_TRUE(shared.add(makeCla("c1", "10.1.0.1", 8001)));
+    EXPECT_TRUE(shared.add(makeCla("c2", "10.1.0.2", c2_port)));
+    EXPECT_TRUE(shared.add(makeCla("c3", "10.1.0.3", c3_port)));
+    return std::make_shared<ResourceSet>(shared.release(kEndpointType));
+  };
+  const std::vector<std::string> nodes = {"node-a", "node-b", "node-c"};
+  auto publish = [&](const std::string& version, std::shared_ptr<ResourceSet> layer) {
+    for (const auto& n : nodes) {
+      Snapshot s;
+      s.setVersion(kEndpointType, version);
+      s.setBase(kEndpointType, layer);
+      cache_.setSnapshot(n, std::move(s));
+    }
+  };
+  publish("v1", base(8002, 8003));
+  std::vector<std::vector<std::string>> subs = {{"c1", "c2"}, {"c1", "c2"}, {"c2", "c3"}};
+  std::vector<std::unique_ptr<SotwClient>> clients;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    clients.push_back(std::make_unique<SotwClient>(port_, false));
+    ASSERT_TRUE(clients[i]->send(request(kEndpointType, subs[i], nodes[i])));
+    auto r = clients[i]->read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(names(*r), std::set<std::string>(subs[i].begin(), subs[i].end())) << nodes[i];
+    ASSERT_TRUE(clients[i]->send(ack(*r, subs[i])));
+  }
+  // c3 changes: only the third stream has it; the others get an empty response to ACK.
+  publish("v2", base(8002, 9003));
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto r = clients[i]->read();
+    ASSERT_TRUE(r) << nodes[i];
+    EXPECT_EQ(r->version_info(), "v2");
+    EXPECT_EQ(names(*r), i == 2 ? std::set<std::string>{"c3"} : std::set<std::string>{})
+        << nodes[i];
+    ASSERT_TRUE(clients[i]->send(ack(*r, subs[i])));
+  }
+  // c2 changes: every stream gets c2 alone.
+  publish("v3", base(9002, 9003));
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto r = clients[i]->read();
+    ASSERT_TRUE(r) << nodes[i];
+    EXPECT_EQ(names(*r), std::set<std::string>{"c2"}) << nodes[i];
+    ASSERT_TRUE(clients[i]->send(ack(*r, subs[i])));
+  }
+  // The second stream widens its subscription: it alone gets c3.
+  ASSERT_TRUE(clients[1]->send(request(kEndpointType, {"c1", "c2", "c3"})));
+  auto wider = clients[1]->read();
+  ASSERT_TRUE(wider);
+  EXPECT_EQ(names(*wider), std::set<std::string>{"c3"});
+  EXPECT_FALSE(clients[0]->read(300ms));
+}
+
 TEST_F(AdsSotwTest, ResponsesCarryEachResourceByteForByteWhateverItsSize) {
   // Responses are assembled from pre-encoded resources: tiny ones copied together, larger ones
   // referenced. Mixed sizes over a shared base layer must arrive whole, in name order.
