@@ -1,5 +1,7 @@
 #include "control/server/mastd.h"
 
+#include <malloc.h>
+
 #include <google/protobuf/util/json_util.h>
 
 #include <cmath>
@@ -131,6 +133,7 @@ Status Mastd::start() {
   debouncer_ = std::make_unique<xds::Debouncer>(
       options_.debounce, [this](std::set<std::string> keys, size_t) { pushAll(keys); });
   expiry_thread_ = std::thread([this] { runExpiry(); });
+  trim_thread_ = std::thread([this] { runTrim(); });
   store_.subscribe([this](const std::shared_ptr<const config::ConfigSnapshot>& snap,
                           const std::vector<config::ResourceKey>& changed) {
     config_version_ = snap->version();
@@ -158,6 +161,7 @@ Status Mastd::start() {
     onProxyDisconnected(id, stream);
   };
   cb.on_ack = [this](const xds::AckEvent& e) {
+    noteXdsActivity();
     convergence_.ack(e.node_id, e.type_url, e.version, std::chrono::system_clock::now());
   };
   cb.on_nack = [this](const xds::AckEvent& e) {
@@ -193,6 +197,12 @@ void Mastd::stop() {
   }
   expiry_cv_.notify_all();
   if (expiry_thread_.joinable()) expiry_thread_.join();
+  {
+    std::lock_guard lk(trim_mu_);
+    trim_stop_ = true;
+  }
+  trim_cv_.notify_all();
+  if (trim_thread_.joinable()) trim_thread_.join();
   if (http_) http_->stop();
   if (xds_) xds_->stop();
   if (watcher_) watcher_->stop();
@@ -287,6 +297,7 @@ void Mastd::pushAll(const std::set<std::string>&) {
            "({:.1f} cpu), generate {:.1f} ms ({:.1f} cpu), send {:.1f} ms ({:.1f} cpu)",
            out.size(), proxy_count, reused, patched, ms(start, t_model), cpu_model - cpu_start,
            ms(t_model, t_gen), cpu_gen - cpu_model, ms(t_gen, t_set), cpu_set - cpu_gen);
+  noteXdsActivity();
   pushes_ += out.size();
   ++push_rounds_;
   last_push_ = std::chrono::steady_clock::now();
@@ -324,6 +335,7 @@ Status Mastd::onProxyConnected(const xds::ProxyInfo& proxy) {
   }
   MAST_LOG(INFO, "xds: proxy {} connected ({})", proxy.id, proxy.user_agent);
   cache_.setSnapshot(proxy.id, snap);
+  noteXdsActivity();
   publish.unlock();
   if (registered) debouncer_->trigger("");  // the new workload changes other proxies' endpoints
   return {};
@@ -344,6 +356,31 @@ void Mastd::onProxyDisconnected(const std::string& node_id, uint64_t) {
   }
   MAST_LOG(INFO, "xds: proxy {} disconnected", node_id);
   if (expire) expiry_cv_.notify_all();
+}
+
+void Mastd::noteXdsActivity() {
+  last_xds_activity_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+  trim_pending_.store(true, std::memory_order_relaxed);
+}
+
+void Mastd::runTrim() {
+  using namespace std::chrono;
+  constexpr auto kQuiet = seconds(1);
+  std::unique_lock lk(trim_mu_);
+  while (!trim_cv_.wait_for(lk, milliseconds(250), [this] { return trim_stop_; })) {
+    if (!trim_pending_.load(std::memory_order_relaxed)) continue;
+    auto last = steady_clock::time_point(
+        steady_clock::duration(last_xds_activity_.load(std::memory_order_relaxed)));
+    if (steady_clock::now() - last < kQuiet) continue;
+    trim_pending_.store(false, std::memory_order_relaxed);
+    lk.unlock();
+    auto start = steady_clock::now();
+    malloc_trim(0);
+    MAST_LOG(DEBUG, "malloc_trim after quiet xDS: {:.1f} ms",
+             duration<double, std::milli>(steady_clock::now() - start).count());
+    lk.lock();
+  }
 }
 
 // Wakes once the earliest auto-registration expiry has passed and lets pushAll() drop it (a

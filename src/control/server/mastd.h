@@ -143,6 +143,17 @@ class Mastd {
   std::condition_variable expiry_cv_;  // with mu_: auto_expiry_ changed or stopping
   std::thread expiry_thread_;
   bool stopping_ = false;
+  // glibc keeps what gRPC's threads free in per-thread arenas (about half of mastd's heap after
+  // 2,000 proxies connected): once xDS work (pushes, connects, ACKs) has been quiet for a
+  // second, runTrim() gives free pages back (malloc_trim). noteXdsActivity() is lock-free.
+  void noteXdsActivity();
+  void runTrim();
+  std::atomic<int64_t> last_xds_activity_{0};  // steady_clock ns
+  std::atomic<bool> trim_pending_{false};
+  std::mutex trim_mu_;
+  std::condition_variable trim_cv_;  // with trim_mu_: stopping
+  bool trim_stop_ = false;
+  std::thread trim_thread_;
   uint64_t model_version_ = 0;  // config version the generator's model was built from (mu_)
   std::shared_ptr<const DependencyResolver> dependencies_;  // of that model (mu_)
   std::shared_ptr<const model::MeshModel> model_;           // the generator's model (mu_)
