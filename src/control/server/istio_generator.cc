@@ -1,6 +1,7 @@
 #include "control/server/istio_generator.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -196,8 +197,10 @@ std::string_view outboundHost(std::string_view name) {
 // The VirtualServices among `changed` ("ns/name"), or nullopt when something else changed too.
 struct VirtualServiceChange {
   std::set<std::string> keys;
-  bool l4 = false;        // one of them (before or after) has tcp or tls routes: listeners too
-  bool delegate = false;  // one of them has no hosts: a delegate, reached through its roots
+  std::vector<std::pair<std::string, std::string>> hosts;  // their hosts as written, with ns
+  std::set<uint32_t> ports;  // of the services those hosts overlap, and 80 (addPorts)
+  bool l4 = false;           // one of them (before or after) has tcp or tls routes: listeners too
+  bool delegate = false;     // one of them has no hosts: a delegate, reached through its roots
 };
 std::optional<VirtualServiceChange> virtualServiceChange(
     const std::vector<std::shared_ptr<const config::Resource>>& changed) {
@@ -206,10 +209,25 @@ std::optional<VirtualServiceChange> virtualServiceChange(
     const auto* vs = r->specAs<net::VirtualService>();
     if (r->kind != config::Kind::kVirtualService || !vs) return std::nullopt;
     out.keys.insert(r->metadata.ns + "/" + r->metadata.name);
+    for (const auto& h : vs->hosts()) out.hosts.emplace_back(h, r->metadata.ns);
     out.l4 = out.l4 || vs->tcp_size() > 0 || vs->tls_size() > 0;
     out.delegate = out.delegate || vs->hosts().empty();
   }
   return out;
+}
+
+// The ports of the services in `model` that the changed VirtualServices' hosts overlap.
+void addPorts(VirtualServiceChange& change, const model::MeshModel& model) {
+  change.ports.insert(80);
+  std::vector<std::string> hosts;
+  for (const auto& [h, ns] : change.hosts) hosts.push_back(model.resolveHost(h, ns));
+  for (const auto& svc : model.registry().services()) {
+    for (const auto& h : hosts) {
+      if (!model::hostsOverlap(h, svc->hostname)) continue;
+      for (const auto& p : svc->ports) change.ports.insert(p.number);
+      break;
+    }
+  }
 }
 
 class IstioGenerator final : public Generator {
@@ -285,6 +303,10 @@ class IstioGenerator final : public Generator {
     if (endpoint_change_) {
       addHosts(*endpoint_change_, *before_);
       addHosts(*endpoint_change_, *model_);
+    }
+    if (vs_change_) {
+      addPorts(*vs_change_, *before_);
+      addPorts(*vs_change_, *model_);
     }
     if (!endpoint_change_ && !vs_change_) {
       before_shared_.clear();
@@ -467,11 +489,24 @@ class IstioGenerator final : public Generator {
       if (sidecar && !sidecar->spec->egress().empty()) return nullptr;
     }
     sel.clusters = false;
-    sel.listeners = vs_change_->l4 || (proxy.type == xds::ProxyType::kRouter && !proxy.proxyless);
+    const bool sidecar = proxy.type == xds::ProxyType::kSidecar && !proxy.proxyless;
+    sel.listeners = vs_change_->l4 || !sidecar;
+    // A sidecar's route configuration per port has a vhost per service on that port, bound to
+    // the VirtualService of its host: only the ports of services a changed VirtualService's
+    // hosts overlap (before or after) can change, and 80, which also carries the vhosts of
+    // VirtualService hosts that are no service.
+    if (sidecar && !vs_change_->delegate) sel.only_route_ports = &vs_change_->ports;
     auto part = packShared(translate::generateShared(*model_, proxy, sel));
     auto out = std::make_shared<SharedResources>(old);
     auto all = [](std::string_view) { return true; };
-    out->by_type[kRoutes] = merged(old.by_type[kRoutes], *part->by_type[kRoutes], all);
+    auto port = [&](std::string_view name) {
+      uint32_t p = 0;
+      auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), p);
+      return ec == std::errc() && end == name.data() + name.size() && vs_change_->ports.count(p);
+    };
+    out->by_type[kRoutes] = sel.only_route_ports
+                                ? merged(old.by_type[kRoutes], *part->by_type[kRoutes], port)
+                                : merged(old.by_type[kRoutes], *part->by_type[kRoutes], all);
     if (sel.listeners) {
       out->by_type[kListeners] = merged(old.by_type[kListeners], *part->by_type[kListeners], all);
     }

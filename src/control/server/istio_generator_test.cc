@@ -217,6 +217,17 @@ metadata: {name: db-1, namespace: ns-b}
 spec: {address: 10.0.3.1, labels: {app: db}}
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: rating, namespace: ns-b}
+spec:
+  hosts: [rating.ns-b.svc.cluster.local]
+  addresses: [10.96.0.4]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 10.0.4.1}]
+---
+apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: ns-a}
 spec:
@@ -328,10 +339,26 @@ TEST_F(UnscopedGeneratorTest, EndpointChangeThatChangesAClusterTranslatesTheKeyA
 }
 
 TEST_F(UnscopedGeneratorTest, VirtualServiceChangeRebuildsOnlyRoutes) {
+  const auto* rating_routes = resource(proxies_[0], xds::kRouteType, "9080");
+  ASSERT_TRUE(rating_routes);
+  auto rating_wire = rating_routes->wire;
   apply("route.yaml", kRoute);
   push();
   expectSameAsScratch("VirtualService added");
   EXPECT_EQ(gen_->patchedSharedParts(), 4u);
+  // api is on port 80 only: route configuration 9080 was not translated again.
+  EXPECT_EQ(resource(proxies_[0], xds::kRouteType, "9080")->wire, rating_wire);
+  apply("rating.yaml", R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: rating, namespace: ns-a}
+spec:
+  hosts: [rating.ns-b.svc.cluster.local]
+  http: [{timeout: 7s, route: [{destination: {host: rating.ns-b.svc.cluster.local}}]}]
+)");
+  push();
+  expectSameAsScratch("VirtualService for a 9080 service");
+  EXPECT_NE(resource(proxies_[0], xds::kRouteType, "9080")->wire, rating_wire);
   for (const auto& p : proxies_) {
     EXPECT_TRUE(sameLayer(p, xds::kClusterType)) << p.id;
     EXPECT_TRUE(sameLayer(p, xds::kEndpointType)) << p.id;

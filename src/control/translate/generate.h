@@ -48,6 +48,8 @@ struct SharedSelection {
   // When set: of the clusters, only the outbound ones (and their CLAs) of these hostnames, none
   // of the fixed ones (BlackHoleCluster, PassthroughCluster, ...).
   const std::set<std::string>* only_hosts = nullptr;
+  // When set: of a sidecar's route configurations (named by port), only these ports'.
+  const std::set<uint32_t>* only_route_ports = nullptr;
 };
 ProxyResources generateShared(const model::MeshModel& mesh, const xds::ProxyInfo& proxy,
                               const SharedSelection& selection);

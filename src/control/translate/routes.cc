@@ -685,7 +685,9 @@ void buildSidecarRoutes(const Ctx& ctx, ProxyResources& out) {
       http_ports[vp.port->number].push_back(vp);
     }
   }
+  const auto* only = ctx.part == Part::kShared ? ctx.selection.only_route_ports : nullptr;
   for (auto& [port, vps] : http_ports) {
+    if (only && !only->count(port)) continue;
     auto rc = newRouteConfig(std::to_string(port), true);
     std::vector<rv3::VirtualHost> vhosts;
     for (const auto& vp : vps) {
