@@ -1,6 +1,7 @@
 #include "control/server/mastd.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <google/protobuf/util/json_util.h>
 
@@ -335,7 +336,7 @@ Status Mastd::onProxyConnected(const xds::ProxyInfo& proxy) {
   }
   MAST_LOG(INFO, "xds: proxy {} connected ({})", proxy.id, proxy.user_agent);
   cache_.setSnapshot(proxy.id, snap);
-  noteXdsActivity();
+  noteXdsActivity(/*connections=*/true);
   publish.unlock();
   if (registered) debouncer_->trigger("");  // the new workload changes other proxies' endpoints
   return {};
@@ -355,13 +356,24 @@ void Mastd::onProxyDisconnected(const std::string& node_id, uint64_t) {
     }
   }
   MAST_LOG(INFO, "xds: proxy {} disconnected", node_id);
+  noteXdsActivity(/*connections=*/true);
   if (expire) expiry_cv_.notify_all();
 }
 
-void Mastd::noteXdsActivity() {
+namespace {
+// VmRSS of this process in KiB (0 if unknown), from /proc/self/statm.
+long residentKb() {
+  std::ifstream statm("/proc/self/statm");
+  long size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+}  // namespace
+
+void Mastd::noteXdsActivity(bool connections) {
   last_xds_activity_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                            std::memory_order_relaxed);
-  trim_pending_.store(true, std::memory_order_relaxed);
+  if (connections) trim_pending_.store(true, std::memory_order_relaxed);
 }
 
 void Mastd::runTrim() {
@@ -376,8 +388,10 @@ void Mastd::runTrim() {
     trim_pending_.store(false, std::memory_order_relaxed);
     lk.unlock();
     auto start = steady_clock::now();
+    long before = residentKb();
     malloc_trim(0);
-    MAST_LOG(DEBUG, "malloc_trim after quiet xDS: {:.1f} ms",
+    MAST_LOG(INFO, "malloc_trim after quiet xDS: RSS {:.1f} -> {:.1f} MB in {:.1f} ms",
+             before / 1024.0, residentKb() / 1024.0,
              duration<double, std::milli>(steady_clock::now() - start).count());
     lk.lock();
   }

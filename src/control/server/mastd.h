@@ -145,8 +145,10 @@ class Mastd {
   bool stopping_ = false;
   // glibc keeps what gRPC's threads free in per-thread arenas (about half of mastd's heap after
   // 2,000 proxies connected): once xDS work (pushes, connects, ACKs) has been quiet for a
-  // second, runTrim() gives free pages back (malloc_trim). noteXdsActivity() is lock-free.
-  void noteXdsActivity();
+  // second after proxies connected or disconnected, runTrim() gives free pages back
+  // (malloc_trim). Not after pushes alone: the next push would fault the pages in again.
+  // noteXdsActivity() is lock-free; `connections` = proxies came or went.
+  void noteXdsActivity(bool connections = false);
   void runTrim();
   std::atomic<int64_t> last_xds_activity_{0};  // steady_clock ns
   std::atomic<bool> trim_pending_{false};
