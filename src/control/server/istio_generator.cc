@@ -447,6 +447,21 @@ class IstioGenerator final : public Generator {
     } else {
       shared = packShared(translate::generateShared(*model_, proxy));
     }
+    // A layer whose content did not change stays the old object: proxies whose snapshots are
+    // found to be unchanged keep them, and those must still hold this key's layers for the
+    // next change to be patched instead of translated.
+    if (old != before_shared_.end() && shared != old->second) {
+      auto same = std::make_shared<SharedResources>(*shared);
+      bool all = true;
+      for (size_t t = 0; t < std::size(kTypes); ++t) {
+        if (same->by_type[t]->version == old->second->by_type[t]->version) {
+          same->by_type[t] = old->second->by_type[t];
+        } else {
+          all = false;
+        }
+      }
+      shared = all ? old->second : std::move(same);
+    }
     return shared;
   }
 

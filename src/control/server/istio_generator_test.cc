@@ -438,6 +438,32 @@ spec:
   EXPECT_FALSE(sameLayer(gateway(), xds::kRouteType));
 }
 
+TEST_F(IstioGeneratorTest, AKeyTranslatedToTheSameContentKeepsItsLayersForTheNextPatch) {
+  apply("mesh.yaml", kMesh);
+  auto gen = makeIstioGenerator();
+  gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
+  const auto& web1 = proxies_[0];
+  auto held = gen->generateFrom(web1, nullptr);
+  // ns-a sees the VirtualService but imports nothing of it (Sidecar ./*): its key is
+  // translated whole (egress scoping) to the same content; web-1 keeps its snapshot.
+  apply("route.yaml", kRoute);
+  gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
+  auto after_vs = gen->generateFrom(web1, held);
+  EXPECT_EQ(after_vs, held);
+  // Then web-2 moves: ns-a's key is patched, and web-1 (not at a changed address) keeps its
+  // inbound part: the very resources it had, not translated again.
+  apply("mesh.yaml", web2Moved());
+  gen->update(store_.snapshot(), config::defaultMeshConfig(), {});
+  auto after_move = gen->generateFrom(web1, after_vs);
+  ASSERT_NE(after_move, after_vs);
+  EXPECT_EQ(gen->patchedSharedParts(), 1u);
+  const auto& own = after_move->find(xds::kClusterType)->resources;
+  ASSERT_FALSE(own.empty());
+  EXPECT_EQ(own.begin()->second.wire,
+            after_vs->find(xds::kClusterType)->resources.begin()->second.wire);
+  EXPECT_EQ(contents(*after_move), contents(fresh()->generate(web1)));
+}
+
 // The registry a generator built incrementally has the services and endpoints of a full build.
 void expectSameRegistry(const model::MeshModel& incremental, const model::MeshModel& full,
                         const std::string& step) {
