@@ -378,7 +378,9 @@ void Mastd::noteXdsActivity(bool connections) {
 
 void Mastd::runTrim() {
   using namespace std::chrono;
-  constexpr auto kQuiet = seconds(1);
+  // Long enough that a config change following a connection storm is pushed before the trim,
+  // which holds each malloc arena while it runs (seconds with ~800 MB free on a busy machine).
+  constexpr auto kQuiet = seconds(5);
   std::unique_lock lk(trim_mu_);
   while (!trim_cv_.wait_for(lk, milliseconds(250), [this] { return trim_stop_; })) {
     if (!trim_pending_.load(std::memory_order_relaxed)) continue;

@@ -144,8 +144,8 @@ class Mastd {
   std::thread expiry_thread_;
   bool stopping_ = false;
   // glibc keeps what gRPC's threads free in per-thread arenas (about half of mastd's heap after
-  // 2,000 proxies connected): once xDS work (pushes, connects, ACKs) has been quiet for a
-  // second after proxies connected or disconnected, runTrim() gives free pages back
+  // 2,000 proxies connected): once xDS work (pushes, connects, ACKs) has been quiet for
+  // five seconds after proxies connected or disconnected, runTrim() gives free pages back
   // (malloc_trim). Not after pushes alone: the next push would fault the pages in again.
   // noteXdsActivity() is lock-free; `connections` = proxies came or went.
   void noteXdsActivity(bool connections = false);
