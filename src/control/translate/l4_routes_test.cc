@@ -80,7 +80,9 @@ class L4RoutesTest : public testing::BookinfoTest {
 tcpv3::TcpProxy tcpProxyOf(const lv3::FilterChain& fc) {
   tcpv3::TcpProxy tp;
   EXPECT_EQ(fc.filters_size(), 1) << json(fc);
-  if (fc.filters_size() > 0) EXPECT_TRUE(fc.filters(0).typed_config().UnpackTo(&tp));
+  if (fc.filters_size() > 0) {
+    EXPECT_TRUE(fc.filters(0).typed_config().UnpackTo(&tp));
+  }
   return tp;
 }
 
