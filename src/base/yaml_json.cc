@@ -1,5 +1,9 @@
 #include "base/yaml_json.h"
 
+#include <optional>
+#include <sstream>
+
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -160,93 +164,40 @@ size_t strayCommaLine(std::string_view text) {
   return 0;
 }
 
-// yaml-cpp 0.7 also loops forever when a document's root node is a quoted scalar or a flow
-// collection and a ',' follows it (config_fuzz: `"",-*`; also `[a],b` and `"a"\n  ,`). Inside a
-// block mapping or sequence the same ',' is a proper parse error, so only the root node is
-// checked. Such a ',' is never valid YAML (after a root node only ':', a comment, the end of the
-// document or of the text may follow). Returns the 1-based line of the ',' or 0.
-size_t commaAfterRootNode(std::string_view text) {
-  size_t i = 0;
-  size_t line_no = 1;
-  auto at = [&](size_t k) { return k < text.size() ? text[k] : '\0'; };
-  auto advance = [&] {
-    if (text[i] == '\n') ++line_no;
-    ++i;
-  };
-  auto lineStart = [&](size_t k) { return k == 0 || text[k - 1] == '\n'; };
-  // Skips blanks, line breaks and comments; stops at a document marker's line start too.
-  auto skipSpace = [&] {
-    while (i < text.size()) {
-      char c = text[i];
-      if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-        advance();
-      } else if (c == '#' && (i == 0 || std::string_view(" \t\r\n").find(text[i - 1]) !=
-                                            std::string_view::npos)) {
-        while (i < text.size() && text[i] != '\n') ++i;
-      } else {
-        break;
-      }
-    }
-  };
-  auto isMarker = [&](size_t k) {
-    return lineStart(k) && (text.substr(k, 3) == "---" || text.substr(k, 3) == "...") &&
-           std::string_view(" \t\r\n").find(at(k + 3)) != std::string_view::npos;
-  };
-  while (i < text.size()) {
-    // The start of a document: directives, markers, blanks and comments before its root node.
-    skipSpace();
-    if (i >= text.size()) break;
-    if (lineStart(i) && text[i] == '%') {
-      while (i < text.size() && text[i] != '\n') ++i;
-      continue;
-    }
-    if (isMarker(i)) {
-      i += 3;
-      continue;
-    }
-    char c = text[i];
-    if (c == '"' || c == '\'' || c == '[' || c == '{') {
-      // Scan to the end of the root node: a quoted scalar, or a flow collection with quoted
-      // scalars inside (a quote opens one only where a node starts: after [ { , : or a blank).
-      int depth = 0;
-      char quote = 0;
-      bool closed = false;
-      while (i < text.size() && !closed) {
-        char d = text[i];
-        if (quote) {
-          if (quote == '"' && d == '\\') {
-            advance();
-          } else if (d == quote) {
-            if (quote == '\'' && at(i + 1) == '\'') {
-              advance();
-            } else {
-              quote = 0;
-              closed = depth == 0;
-            }
-          }
-        } else if (d == '"' || d == '\'') {
-          if (i == 0 ||
-              std::string_view("[{,: \t\r\n").find(text[i - 1]) != std::string_view::npos) {
-            quote = d;
-          }
-        } else if (d == '[' || d == '{') {
-          ++depth;
-        } else if (d == ']' || d == '}') {
-          closed = --depth == 0;
-        } else if (d == '#' &&
-                   std::string_view(" \t\r\n").find(text[i - 1]) != std::string_view::npos) {
-          while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-        }
-        advance();
-      }
-      if (!closed) return 0;  // unterminated: yaml-cpp reports it
-      skipSpace();
-      if (at(i) == ',' && !isMarker(i)) return line_no;
-    }
-    // The rest of this document is yaml-cpp's: go to the next marker at a line start.
-    while (i < text.size() && !isMarker(i)) advance();
+// yaml-cpp 0.7 also loops forever, allocating, when a document ends before a token that cannot
+// start a node: ',' after a root quoted scalar, flow collection, anchor or tag (config_fuzz:
+// `"",-*`, `&x,`, `!t "x",`). YAML::LoadAll then produces empty documents at that token without
+// consuming it, forever. A pass with this handler (no nodes built) finds the first document that
+// starts where the previous one did, i.e. consumed nothing.
+class DocumentProgress : public YAML::EventHandler {
+ public:
+  YAML::Mark start;
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Returns the mark of a document that consumes nothing, if any. Throws YAML::Exception as the
+// parser does.
+std::optional<YAML::Mark> stuckDocument(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentProgress progress;
+  int last = -1;
+  while (parser.HandleNextDocument(progress)) {
+    if (progress.start.pos == last) return progress.start;
+    last = progress.start.pos;
   }
-  return 0;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -257,13 +208,15 @@ Result<std::vector<YamlDocument>> parseYamlDocuments(std::string_view text,
     return Error{std::string(file_name) + ":" + std::to_string(line) +
                  ": ',' cannot start a YAML node outside a flow collection"};
   }
-  if (size_t line = commaAfterRootNode(text)) {
-    return Error{std::string(file_name) + ":" + std::to_string(line) +
-                 ": ',' cannot follow a document's root node"};
-  }
   std::vector<YAML::Node> nodes;
   try {
-    nodes = YAML::LoadAll(std::string(text));
+    std::string input(text);
+    if (auto stuck = stuckDocument(input)) {
+      return Error{std::string(file_name) + ":" + std::to_string(stuck->line + 1) + ":" +
+                   std::to_string(stuck->column + 1) +
+                   ": unexpected token, no YAML node starts here"};
+    }
+    nodes = YAML::LoadAll(input);
   } catch (const YAML::Exception& e) {
     return Error{std::string(file_name) + ":" + std::to_string(e.mark.line + 1) + ":" +
                  std::to_string(e.mark.column + 1) + ": " + e.msg};
