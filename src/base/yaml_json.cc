@@ -61,12 +61,21 @@ nlohmann::json scalar(const YAML::Node& n) {
 // nodes ("billion laughs", found by fuzz/config as an out-of-memory): conversion stops after
 // kMaxNodes per document (a configuration that size without aliases is megabytes of YAML).
 constexpr size_t kMaxNodes = 100'000;
+// An alias inside its own anchor's node (`g: &g [*g]`) makes yaml-cpp build a cyclic node; the
+// conversion would recurse until the stack overflowed (config_fuzz found it; mast-proxy
+// --mode validate crashed). No configuration nests anywhere near this deep.
+constexpr size_t kMaxDepth = 128;
 
 Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, YamlDocument& doc,
-                               std::string_view file, size_t& budget) {
+                               std::string_view file, size_t& budget, size_t depth = 0) {
   if (budget == 0) {
     return Error{std::string(file) + ":" + std::to_string(n.Mark().line + 1) + ": more than " +
                  std::to_string(kMaxNodes) + " nodes (alias expansion?)"};
+  }
+  if (depth > kMaxDepth) {
+    return Error{std::string(file) + ":" + std::to_string(n.Mark().line + 1) +
+                 ": nested more than " + std::to_string(kMaxDepth) +
+                 " levels deep (an alias inside its own anchor?)"};
   }
   --budget;
   doc.lines[path] = n.Mark().line + 1;
@@ -79,7 +88,7 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
       nlohmann::json arr = nlohmann::json::array();
       size_t i = 0;
       for (const auto& e : n) {
-        auto v = convert(e, path + "[" + std::to_string(i++) + "]", doc, file, budget);
+        auto v = convert(e, path + "[" + std::to_string(i++) + "]", doc, file, budget, depth + 1);
         if (!v) return v;
         arr.push_back(std::move(*v));
       }
@@ -95,7 +104,7 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
         std::string key = kv.first.Scalar();
         if (key == "<<") {
           // Merge key: copy the referenced mapping's entries that are not set here.
-          auto merged = convert(kv.second, path, doc, file, budget);
+          auto merged = convert(kv.second, path, doc, file, budget, depth + 1);
           if (!merged) return merged;
           if (merged->is_object()) {
             for (auto& [k, v] : merged->items()) {
@@ -105,7 +114,7 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
           continue;
         }
         std::string child = path.empty() ? key : path + "." + key;
-        auto v = convert(kv.second, child, doc, file, budget);
+        auto v = convert(kv.second, child, doc, file, budget, depth + 1);
         if (!v) return v;
         obj[key] = std::move(*v);
       }

@@ -81,6 +81,20 @@ TEST(YamlJsonTest, CommaAfterRootNodeIsAnErrorNotAHang) {
   EXPECT_EQ(p->json["j"], "c\", d");
 }
 
+// config_fuzz: an alias inside its own anchor's node made a cyclic node, and the conversion
+// overflowed the stack (mast-proxy --mode validate crashed with SIGSEGV).
+TEST(YamlJsonTest, AliasInsideItsOwnAnchorIsAnError) {
+  for (const char* text : {"g: &g [*g]\n", "m: &m {k: *m}\n", "a: &a [x, [y, *a]]\n"}) {
+    auto d = parseYaml(text, "f.yaml");
+    ASSERT_FALSE(d.ok()) << text;
+    EXPECT_NE(d.error().find("levels deep"), std::string::npos) << d.error();
+  }
+  std::string deep = "v: ";
+  for (int i = 0; i < 100; ++i) deep += "[";
+  for (int i = 0; i < 100; ++i) deep += "]";
+  EXPECT_TRUE(parseYaml(deep, "f.yaml").ok());
+}
+
 TEST(YamlJsonTest, MultiDocumentAndMergeKeys) {
   auto docs = parseYamlDocuments("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n---\nk: v\n", "m");
   ASSERT_TRUE(docs.ok()) << docs.error();
