@@ -128,6 +128,9 @@ Result<nlohmann::json> convert(const YAML::Node& n, const std::string& path, Yam
 // yaml-cpp 0.7 loops forever, allocating gigabytes, when a document's first token is ',' or a
 // ',' starts a line outside any flow collection (found by config_fuzz; e.g. the text ","). Such
 // a ',' cannot start a YAML node, so these inputs are rejected before yaml-cpp sees them.
+// stuckDocument (below) is the general guard against these loops; this check stays in front of
+// it for its clearer message, and because a ',' starting a line inside a block mapping gets only
+// yaml-cpp's "end of map not found".
 // Returns the 1-based line of the offending ',' or 0. Quotes and flow brackets are tracked per
 // line well enough for this: a miss only means yaml-cpp decides, never a false rejection.
 size_t strayCommaLine(std::string_view text) {

@@ -400,7 +400,9 @@ spec:
   expectSameAsScratch("tcp route");
   EXPECT_FALSE(sameLayer(proxies_[0], xds::kListenerType));
   EXPECT_TRUE(sameLayer(proxies_[0], xds::kClusterType));
-  apply("root.yaml", R"(
+  // The root VirtualService (mesh + gateway) delegating /v to a leaf routing `prefix` to `host`.
+  auto applyRootAndLeaf = [&](const std::string& prefix, const std::string& host) {
+    apply("root.yaml", R"(
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: root, namespace: ns-a}
@@ -413,25 +415,13 @@ apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: leaf, namespace: ns-a}
 spec:
-  http: [{match: [{uri: {prefix: /v1}}], route: [{destination: {host: web}}]}]
-)");
+  http: [{match: [{uri: {prefix: )" +
+                           prefix + "}}], route: [{destination: {host: " + host + "}}]}]\n");
+  };
+  applyRootAndLeaf("/v1", "web");
   push();
   expectSameAsScratch("root and delegate added");
-  apply("root.yaml", R"(
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: root, namespace: ns-a}
-spec:
-  hosts: [web.ns-a.svc.cluster.local, shop.example.com]
-  gateways: [mesh, gw]
-  http: [{match: [{uri: {prefix: /v}}], delegate: {name: leaf, namespace: ns-a}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: leaf, namespace: ns-a}
-spec:
-  http: [{match: [{uri: {prefix: /v2}}], route: [{destination: {host: api.ns-b.svc.cluster.local}}]}]
-)");
+  applyRootAndLeaf("/v2", "api.ns-b.svc.cluster.local");
   push();
   expectSameAsScratch("delegate changed");
   EXPECT_EQ(gen_->patchedSharedParts(), 4u);
